@@ -1,0 +1,497 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Kernel side of connscope: counts, for one target process tree, accept
+ * results, fd-exhaustion errors, accept-queue wait, connection ends, TCP
+ * resets and OOM kills. Tracepoints only. Counting happens here; the ring
+ * buffer carries only sampled per-event detail. */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include "connscope/connscope.h"
+#include "connscope.bpf.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+/* tgid -> 1 for the target and its descendants (userspace seeds, forks add). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, CS_TARGETS_MAX);
+	__type(key, __u32);
+	__type(value, __u8);
+} targets SEC(".maps");
+
+/* local port -> 1 for every port the target listens on (or did). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, CS_PORTS_MAX);
+	__type(key, __u16);
+	__type(value, __u8);
+} listen_ports SEC(".maps");
+
+/* Feeds connscope_accepts_total, connections_closed_total and the
+ * accept_wait / connection_duration histograms, by local port. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, CS_PORTS_MAX);
+	__type(key, __u16);
+	__type(value, struct cs_port_stats);
+} port_stats SEC(".maps");
+
+/* struct sock * -> connection in flight; deleted at TCP_CLOSE. A plain hash,
+ * not LRU, so a full table is counted (CS_CNT_CONNS_TABLE_FULL), never silent. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, CS_CONNS_MAX);
+	__type(key, __u64);
+	__type(value, struct cs_conn);
+} conns SEC(".maps");
+
+/* Feeds connscope_syscall_errors_total{syscall,errno}. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, CS_SYSCALL_ERRORS_MAX);
+	__type(key, struct cs_syscall_error_key);
+	__type(value, __u64);
+} syscall_errors SEC(".maps");
+
+/* Feeds connscope_tcp_resets_sent_total{reason}, indexed by sk_rst_reason. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, CS_RST_REASONS_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} resets_sent SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, CS_CNT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, CS_EV_KINDS_BPF);
+	__type(key, __u32);
+	__type(value, __u64);
+} event_last_ns SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, CS_RINGBUF_BYTES);
+} events SEC(".maps");
+
+static const struct cs_port_stats zero_port_stats;
+static const __u64 zero_u64;
+
+static __always_inline bool current_is_target(void)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+
+	return bpf_map_lookup_elem(&targets, &tgid) != NULL;
+}
+
+static __always_inline bool port_is_watched(__u16 port)
+{
+	return bpf_map_lookup_elem(&listen_ports, &port) != NULL;
+}
+
+static __always_inline void count(__u32 idx)
+{
+	__u64 *v = bpf_map_lookup_elem(&counters, &idx);
+
+	if (v)
+		(*v)++;
+}
+
+static __always_inline struct cs_port_stats *port_stats_get(__u16 port)
+{
+	return map_lookup_or_init(&port_stats, &port, &zero_port_stats);
+}
+
+/* A ring-buffer slot for an event of this kind, or NULL when the last one was
+ * under CS_EVENT_MIN_GAP_NS ago (sampled) or the buffer is full (dropped). */
+static __always_inline struct cs_event *event_reserve(__u32 kind)
+{
+	__u64 now = bpf_ktime_get_ns(), *last;
+	struct cs_event *e;
+
+	last = bpf_map_lookup_elem(&event_last_ns, &kind);
+	if (!last)
+		return NULL;
+	if (*last && now - *last < CS_EVENT_MIN_GAP_NS) {
+		count(CS_CNT_EVENTS_SAMPLED);
+		return NULL;
+	}
+	*last = now;
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count(CS_CNT_EVENTS_DROPPED);
+		return NULL;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	e->ts_ns = now;
+	e->kind = kind;
+	e->pid = bpf_get_current_pid_tgid() >> 32;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	return e;
+}
+
+static __always_inline void count_syscall_error(__u16 sys, long err)
+{
+	struct cs_syscall_error_key key = { .syscall = sys, .err = err };
+	struct cs_event *e;
+	__u64 *v;
+
+	v = map_lookup_or_init(&syscall_errors, &key, &zero_u64);
+	if (v)
+		(*v)++;
+	if (err != EMFILE && err != ENFILE)
+		return;
+	e = event_reserve(CS_EV_FD_ERROR);
+	if (!e)
+		return;
+	e->syscall = sys;
+	e->err = err;
+	bpf_ringbuf_submit(e, 0);
+}
+
+/* Layout of tracepoint/syscalls/sys_exit_* (see its format file). */
+struct cs_sys_exit_ctx {
+	__u64 common;
+	int nr;
+	int pad;
+	long ret;
+};
+
+static __always_inline int on_fd_syscall_exit(__u16 sys, long ret)
+{
+	if (ret != -EMFILE && ret != -ENFILE)
+		return 0;
+	if (!current_is_target())
+		return 0;
+	count_syscall_error(sys, -ret);
+	return 0;
+}
+
+static __always_inline void on_accepted(struct sock *sk)
+{
+	__u64 key = (__u64)sk, now = bpf_ktime_get_ns();
+	struct cs_port_stats *stats;
+	struct cs_conn *conn, fresh = {};
+	__u16 port;
+
+	port = BPF_CORE_READ(sk, __sk_common.skc_num);
+	stats = port_stats_get(port);
+	if (!stats)
+		return;
+	stats->accepts++;
+	conn = bpf_map_lookup_elem(&conns, &key);
+	if (conn) {
+		if (conn->flags & CS_CONN_WAIT_KNOWN) {
+			__u64 wait = now - conn->established_ns;
+
+			stats->accept_wait_slots[hist_slot(wait)]++;
+			stats->accept_wait_sum_ns += wait;
+			stats->accept_wait_count++;
+		}
+		conn->accepted_ns = now;
+		conn->flags |= CS_CONN_ACCEPTED;
+		return;
+	}
+	/* Established before attach, or the table was full at ESTABLISHED. */
+	fresh.accepted_ns = now;
+	fresh.port = port;
+	fresh.flags = CS_CONN_ACCEPTED;
+	if (bpf_map_update_elem(&conns, &key, &fresh, BPF_NOEXIST))
+		count(CS_CNT_CONNS_TABLE_FULL);
+}
+
+static __always_inline int on_accept_exit(__u16 sys, long ret)
+{
+	struct sock *sk;
+
+	if (!current_is_target())
+		return 0;
+	if (ret < 0) {
+		/* EAGAIN is how a non-blocking acceptor learns the queue is empty */
+		if (ret != -EAGAIN && ret != -EINTR)
+			count_syscall_error(sys, -ret);
+		return 0;
+	}
+	sk = fd_to_sock(ret);
+	if (sk)
+		on_accepted(sk);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept")
+int exit_accept(struct cs_sys_exit_ctx *ctx)
+{
+	return on_accept_exit(CS_SYS_ACCEPT, ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept4")
+int exit_accept4(struct cs_sys_exit_ctx *ctx)
+{
+	return on_accept_exit(CS_SYS_ACCEPT4, ctx->ret);
+}
+
+#define FD_SYSCALL_EXIT(name, idx)                              \
+	SEC("tracepoint/syscalls/sys_exit_" #name)              \
+	int exit_##name(struct cs_sys_exit_ctx *ctx)            \
+	{                                                       \
+		return on_fd_syscall_exit(idx, ctx->ret);       \
+	}
+
+FD_SYSCALL_EXIT(socket, CS_SYS_SOCKET)
+FD_SYSCALL_EXIT(socketpair, CS_SYS_SOCKETPAIR)
+FD_SYSCALL_EXIT(open, CS_SYS_OPEN)
+FD_SYSCALL_EXIT(openat, CS_SYS_OPENAT)
+FD_SYSCALL_EXIT(openat2, CS_SYS_OPENAT2)
+FD_SYSCALL_EXIT(creat, CS_SYS_CREAT)
+FD_SYSCALL_EXIT(dup, CS_SYS_DUP)
+FD_SYSCALL_EXIT(dup2, CS_SYS_DUP2)
+FD_SYSCALL_EXIT(dup3, CS_SYS_DUP3)
+FD_SYSCALL_EXIT(fcntl, CS_SYS_FCNTL)
+FD_SYSCALL_EXIT(pipe, CS_SYS_PIPE)
+FD_SYSCALL_EXIT(pipe2, CS_SYS_PIPE2)
+FD_SYSCALL_EXIT(epoll_create, CS_SYS_EPOLL_CREATE)
+FD_SYSCALL_EXIT(epoll_create1, CS_SYS_EPOLL_CREATE1)
+FD_SYSCALL_EXIT(eventfd, CS_SYS_EVENTFD)
+FD_SYSCALL_EXIT(eventfd2, CS_SYS_EVENTFD2)
+FD_SYSCALL_EXIT(timerfd_create, CS_SYS_TIMERFD_CREATE)
+FD_SYSCALL_EXIT(signalfd, CS_SYS_SIGNALFD)
+FD_SYSCALL_EXIT(signalfd4, CS_SYS_SIGNALFD4)
+FD_SYSCALL_EXIT(inotify_init, CS_SYS_INOTIFY_INIT)
+FD_SYSCALL_EXIT(inotify_init1, CS_SYS_INOTIFY_INIT1)
+FD_SYSCALL_EXIT(memfd_create, CS_SYS_MEMFD_CREATE)
+FD_SYSCALL_EXIT(pidfd_open, CS_SYS_PIDFD_OPEN)
+
+/* A pre-forking server's workers are targets too, forked after attach or not. */
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
+{
+	__u32 ptgid = BPF_CORE_READ(parent, tgid);
+	__u32 ctgid = BPF_CORE_READ(child, tgid);
+	__u8 one = 1;
+
+	if (ptgid == ctgid || !bpf_map_lookup_elem(&targets, &ptgid))
+		return 0;
+	if (bpf_map_update_elem(&targets, &ctgid, &one, BPF_ANY))
+		count(CS_CNT_TARGETS_FULL);
+	return 0;
+}
+
+static __always_inline void on_listen(const struct sock *sk)
+{
+	__u16 port = BPF_CORE_READ(sk, __sk_common.skc_num);
+	__u8 one = 1;
+
+	/* listen() runs in the caller's context, so current is meaningful here */
+	if (!current_is_target())
+		return;
+	if (bpf_map_update_elem(&listen_ports, &port, &one, BPF_ANY))
+		count(CS_CNT_PORTS_FULL);
+}
+
+static __always_inline void on_close(__u64 key, struct cs_conn *conn, int oldstate)
+{
+	struct cs_port_stats *stats;
+	__u32 who;
+
+	if (!(conn->flags & CS_CONN_ACCEPTED)) {
+		stats = port_stats_get(conn->port);
+		if (stats)
+			stats->closed_before_accept++;
+		goto out;
+	}
+	/* A jump to CLOSE from ESTABLISHED or CLOSE_WAIT is an abort (the RST
+	 * it sends is traced after the state change, see __tcp_close). */
+	if ((conn->flags & CS_CONN_RESET) || oldstate == CS_TCP_ESTABLISHED ||
+	    oldstate == CS_TCP_CLOSE_WAIT)
+		who = CS_INIT_RESET;
+	else if (conn->flags & CS_CONN_LOCAL_FIN)
+		who = CS_INIT_LOCAL;
+	else if (conn->flags & CS_CONN_REMOTE_FIN)
+		who = CS_INIT_REMOTE;
+	else
+		who = CS_INIT_LOCAL;
+	stats = port_stats_get(conn->port);
+	if (stats && who < CS_INIT_MAX) {
+		__u64 life = bpf_ktime_get_ns() - conn->accepted_ns;
+
+		stats->closed[who]++;
+		stats->duration_slots[hist_slot(life)]++;
+		stats->duration_sum_ns += life;
+	}
+out:
+	bpf_map_delete_elem(&conns, &key);
+}
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(on_set_state, const struct sock *sk, const int oldstate, const int newstate)
+{
+	__u64 key = (__u64)sk;
+	struct cs_conn *conn;
+
+	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+		return 0;
+	if (newstate == CS_TCP_LISTEN) {
+		on_listen(sk);
+		return 0;
+	}
+	if (newstate == CS_TCP_ESTABLISHED && oldstate == CS_TCP_SYN_RECV) {
+		struct cs_conn fresh = {};
+		__u16 port = BPF_CORE_READ(sk, __sk_common.skc_num);
+
+		if (!port_is_watched(port))
+			return 0;
+		fresh.established_ns = bpf_ktime_get_ns();
+		fresh.port = port;
+		fresh.flags = CS_CONN_WAIT_KNOWN;
+		if (bpf_map_update_elem(&conns, &key, &fresh, BPF_NOEXIST))
+			count(CS_CNT_CONNS_TABLE_FULL);
+		return 0;
+	}
+	if (newstate != CS_TCP_FIN_WAIT1 && newstate != CS_TCP_CLOSE_WAIT &&
+	    newstate != CS_TCP_CLOSE)
+		return 0;
+	conn = bpf_map_lookup_elem(&conns, &key);
+	if (!conn)
+		return 0;
+	if (newstate == CS_TCP_FIN_WAIT1 && !(conn->flags & CS_CONN_REMOTE_FIN))
+		conn->flags |= CS_CONN_LOCAL_FIN;
+	else if (newstate == CS_TCP_CLOSE_WAIT && !(conn->flags & CS_CONN_LOCAL_FIN))
+		conn->flags |= CS_CONN_REMOTE_FIN;
+	else if (newstate == CS_TCP_CLOSE)
+		on_close(key, conn, oldstate);
+	return 0;
+}
+
+static __always_inline void fill_tuple_from_sk(struct cs_event *e, const struct sock *sk)
+{
+	e->family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	e->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	e->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (e->family == AF_INET) {
+		BPF_CORE_READ_INTO(e->saddr, sk, __sk_common.skc_rcv_saddr);
+		BPF_CORE_READ_INTO(e->daddr, sk, __sk_common.skc_daddr);
+	} else {
+		BPF_CORE_READ_INTO(e->saddr, sk, __sk_common.skc_v6_rcv_saddr);
+		BPF_CORE_READ_INTO(e->daddr, sk, __sk_common.skc_v6_daddr);
+	}
+}
+
+/* For a reset with no socket: the segment that caused it, read from skb.
+ * Returns the local (destination) port, 0 if unreadable. */
+static __always_inline __u16 fill_tuple_from_skb(struct cs_event *e, const struct sk_buff *skb)
+{
+	unsigned char *head = BPF_CORE_READ(skb, head);
+	__u16 nh = BPF_CORE_READ(skb, network_header);
+	__u16 th_off = BPF_CORE_READ(skb, transport_header);
+	struct tcphdr th;
+	__u8 ver = 0;
+
+	if (bpf_probe_read_kernel(&th, sizeof(th), head + th_off))
+		return 0;
+	if (!e)
+		return bpf_ntohs(th.dest);
+	bpf_probe_read_kernel(&ver, 1, head + nh);
+	if ((ver >> 4) == 4) {
+		struct iphdr ip;
+
+		bpf_probe_read_kernel(&ip, sizeof(ip), head + nh);
+		e->family = AF_INET;
+		__builtin_memcpy(e->saddr, &ip.daddr, 4);
+		__builtin_memcpy(e->daddr, &ip.saddr, 4);
+	} else {
+		struct ipv6hdr ip6;
+
+		bpf_probe_read_kernel(&ip6, sizeof(ip6), head + nh);
+		e->family = AF_INET6;
+		__builtin_memcpy(e->saddr, &ip6.daddr, 16);
+		__builtin_memcpy(e->daddr, &ip6.saddr, 16);
+	}
+	e->sport = bpf_ntohs(th.dest);
+	e->dport = bpf_ntohs(th.source);
+	return e->sport;
+}
+
+/* Resets sent on the target's listen ports: by its connections (abort on
+ * close/data), by its listeners, and to ports it no longer listens on. */
+SEC("tp_btf/tcp_send_reset")
+int BPF_PROG(on_send_reset, const struct sock *sk, const struct sk_buff *skb,
+	     const enum sk_rst_reason reason)
+{
+	__u32 idx = reason;
+	struct cs_event *e;
+	__u64 *v;
+	__u16 port;
+
+	if (sk)
+		port = BPF_CORE_READ(sk, __sk_common.skc_num);
+	else if (skb)
+		port = fill_tuple_from_skb(NULL, skb);
+	else
+		return 0;
+	if (!port_is_watched(port))
+		return 0;
+	if (idx >= CS_RST_REASONS_MAX)
+		idx = CS_RST_REASONS_MAX - 1;
+	v = bpf_map_lookup_elem(&resets_sent, &idx);
+	if (v)
+		(*v)++;
+	e = event_reserve(CS_EV_RESET_SENT);
+	if (!e)
+		return 0;
+	e->reason = reason;
+	if (sk)
+		fill_tuple_from_sk(e, sk);
+	else
+		fill_tuple_from_skb(e, skb);
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+SEC("tp_btf/tcp_receive_reset")
+int BPF_PROG(on_receive_reset, struct sock *sk)
+{
+	__u64 key = (__u64)sk;
+	struct cs_conn *conn;
+
+	if (!port_is_watched(BPF_CORE_READ(sk, __sk_common.skc_num)))
+		return 0;
+	count(CS_CNT_RESETS_RECEIVED);
+	conn = bpf_map_lookup_elem(&conns, &key);
+	if (conn)
+		conn->flags |= CS_CONN_RESET;
+	return 0;
+}
+
+SEC("tp_btf/tcp_retransmit_synack")
+int BPF_PROG(on_retransmit_synack, const struct sock *sk, const struct request_sock *req)
+{
+	if (port_is_watched(BPF_CORE_READ(sk, __sk_common.skc_num)))
+		count(CS_CNT_SYNACK_RETRANS);
+	return 0;
+}
+
+SEC("tp_btf/mark_victim")
+int BPF_PROG(on_mark_victim, struct task_struct *task, uid_t uid)
+{
+	__u32 tgid = BPF_CORE_READ(task, tgid);
+	struct cs_event *e;
+
+	if (!bpf_map_lookup_elem(&targets, &tgid))
+		return 0;
+	count(CS_CNT_OOM_KILLS);
+	e = event_reserve(CS_EV_OOM_KILL);
+	if (!e)
+		return 0;
+	e->pid = tgid;
+	BPF_CORE_READ_STR_INTO(&e->comm, task, comm);
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}

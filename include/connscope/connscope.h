@@ -1,0 +1,142 @@
+/* SPDX-License-Identifier: MIT */
+/* Types and constants shared by the BPF programs (bpf/) and the daemon (src/):
+ * map keys and values, ring-buffer events, histogram layout. Plain types only. */
+#ifndef CONNSCOPE_CONNSCOPE_H
+#define CONNSCOPE_CONNSCOPE_H
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+/* Processes watched: the target and every descendant; a pre-forking server
+ * rarely has more than a few hundred workers. */
+#define CS_TARGETS_MAX 4096
+/* Local ports the target listens on (or did since attach). */
+#define CS_PORTS_MAX 1024
+/* Passive connections tracked from ESTABLISHED to CLOSE: above the ~19,000
+ * sockets one process can hold here, with room for full accept queues. */
+#define CS_CONNS_MAX 65536
+/* (syscall, errno) pairs: ~30 syscalls x a handful of errnos. */
+#define CS_SYSCALL_ERRORS_MAX 512
+/* Slots of sk_rst_reason counted; the enum has 25 values on 6.18. */
+#define CS_RST_REASONS_MAX 64
+/* log2 histogram of microseconds: slot i holds [2^i, 2^(i+1)) us, slot 0 also
+ * holds 0; the last slot (2^31 us, ~36 min) takes everything above. */
+#define CS_HIST_SLOTS 32
+/* Ring buffer for one-by-one events (EMFILE, resets with 4-tuple, OOM). */
+#define CS_RINGBUF_BYTES (256 * 1024)
+/* At most one ring-buffer event per kind per this many ns; the counters stay
+ * exact, only the per-event detail is sampled. */
+#define CS_EVENT_MIN_GAP_NS (10ULL * 1000 * 1000)
+
+/* Syscalls whose failures are counted; the BPF program for each passes its
+ * index, so no architecture's syscall numbers are needed. */
+enum cs_syscall {
+	CS_SYS_ACCEPT,
+	CS_SYS_ACCEPT4,
+	CS_SYS_SOCKET,
+	CS_SYS_SOCKETPAIR,
+	CS_SYS_OPEN,
+	CS_SYS_OPENAT,
+	CS_SYS_OPENAT2,
+	CS_SYS_CREAT,
+	CS_SYS_DUP,
+	CS_SYS_DUP2,
+	CS_SYS_DUP3,
+	CS_SYS_FCNTL,
+	CS_SYS_PIPE,
+	CS_SYS_PIPE2,
+	CS_SYS_EPOLL_CREATE,
+	CS_SYS_EPOLL_CREATE1,
+	CS_SYS_EVENTFD,
+	CS_SYS_EVENTFD2,
+	CS_SYS_TIMERFD_CREATE,
+	CS_SYS_SIGNALFD,
+	CS_SYS_SIGNALFD4,
+	CS_SYS_INOTIFY_INIT,
+	CS_SYS_INOTIFY_INIT1,
+	CS_SYS_MEMFD_CREATE,
+	CS_SYS_PIDFD_OPEN,
+	CS_SYS_MAX,
+};
+
+/* Indexes of the global counters array. */
+enum cs_counter {
+	CS_CNT_RESETS_RECEIVED,
+	CS_CNT_OOM_KILLS,
+	CS_CNT_SYNACK_RETRANS,
+	CS_CNT_CONNS_TABLE_FULL,  /* a connection not tracked: conns map full */
+	CS_CNT_TARGETS_FULL,      /* a forked child not watched: targets map full */
+	CS_CNT_PORTS_FULL,        /* a listen port not watched: ports map full */
+	CS_CNT_EVENTS_DROPPED,    /* ring buffer full */
+	CS_CNT_EVENTS_SAMPLED,    /* events not sent because of CS_EVENT_MIN_GAP_NS */
+	CS_CNT_MAX,
+};
+
+/* How a tracked connection ended, decided by its state transitions. */
+enum cs_initiator {
+	CS_INIT_LOCAL,   /* target sent FIN first (FIN_WAIT1) */
+	CS_INIT_REMOTE,  /* peer sent FIN first (CLOSE_WAIT) */
+	CS_INIT_RESET,   /* a reset was sent or received on it */
+	CS_INIT_MAX,
+};
+
+struct cs_syscall_error_key {
+	__u16 syscall; /* enum cs_syscall */
+	__u16 err;     /* positive errno */
+};
+
+/* Per local listen port; a per-CPU map value, summed in userspace. */
+struct cs_port_stats {
+	__u64 accepts;
+	__u64 closed[CS_INIT_MAX];
+	__u64 closed_before_accept; /* reached ESTABLISHED, closed while queued */
+	__u64 accept_wait_slots[CS_HIST_SLOTS];
+	__u64 accept_wait_sum_ns;
+	__u64 accept_wait_count;
+	__u64 duration_slots[CS_HIST_SLOTS];
+	__u64 duration_sum_ns;
+};
+
+#define CS_CONN_ACCEPTED     0x1
+#define CS_CONN_LOCAL_FIN    0x2
+#define CS_CONN_REMOTE_FIN   0x4
+#define CS_CONN_RESET        0x8
+#define CS_CONN_WAIT_KNOWN   0x10 /* established_ns was seen */
+
+struct cs_conn {
+	__u64 established_ns;
+	__u64 accepted_ns;
+	__u16 port;
+	__u16 flags;
+	__u32 pad;
+};
+
+enum cs_event_kind {
+	CS_EV_FD_ERROR,   /* EMFILE/ENFILE: syscall, err */
+	CS_EV_RESET_SENT, /* reason, 4-tuple */
+	CS_EV_OOM_KILL,   /* pid, comm */
+	CS_EV_KINDS_BPF,
+	/* raised by the daemon itself */
+	CS_EV_LISTEN_OVERFLOW = CS_EV_KINDS_BPF,
+	CS_EV_TARGET_EXIT,
+	CS_EV_KINDS,
+};
+
+struct cs_event {
+	__u64 ts_ns;      /* CLOCK_MONOTONIC (bpf_ktime_get_ns) */
+	__u32 kind;       /* enum cs_event_kind */
+	__u32 pid;
+	__u16 syscall;    /* CS_EV_FD_ERROR */
+	__u16 err;        /* CS_EV_FD_ERROR */
+	__u32 reason;     /* CS_EV_RESET_SENT: enum sk_rst_reason */
+	__u16 family;     /* AF_INET / AF_INET6 */
+	__u16 sport;      /* local port, host order */
+	__u16 dport;      /* remote port, host order */
+	__u16 pad;
+	__u8 saddr[16];   /* local address */
+	__u8 daddr[16];   /* remote address */
+	char comm[16];
+};
+
+#endif

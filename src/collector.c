@@ -1,0 +1,383 @@
+// SPDX-License-Identifier: MIT
+/* The one place the kernel is read: probes, /proc and sock_diag into one
+ * snapshot, under one lock, per tick or per scrape. */
+#define _GNU_SOURCE
+#include "collector.h"
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "probes.h"
+#include "procfs.h"
+#include "sockdiag.h"
+
+/* Listener inodes remembered as the target's, or as checked and not its. */
+#define INODES_KEPT 256
+/* Processes whose /proc entries are read per tick (fds, limits, memory). */
+#define PROCS_READ_MAX 256
+
+struct inode_set {
+	uint64_t v[INODES_KEPT];
+	int n;
+};
+
+struct collector {
+	pthread_mutex_t lock;
+	int pid;
+	uint64_t start_time;
+	bool exited;
+	struct probes *probes;
+	struct sockdiag *sockdiag;
+	struct history *history;
+	struct events *events;
+	struct inode_set owned, not_owned;
+	struct cs_snapshot cur;       /* newest */
+	struct cs_snapshot tick_prev; /* at the last tick, for history deltas */
+	uint64_t seq;
+	long fd_peak;
+	double started;
+};
+
+double mono_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int64_t unix_ms_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static bool inode_set_has(const struct inode_set *s, uint64_t ino)
+{
+	for (int i = 0; i < s->n; i++)
+		if (s->v[i] == ino)
+			return true;
+	return false;
+}
+
+static void inode_set_add(struct inode_set *s, uint64_t ino)
+{
+	if (inode_set_has(s, ino))
+		return;
+	if (s->n == INODES_KEPT) /* forget the oldest */
+		memmove(s->v, s->v + 1, sizeof(s->v[0]) * (INODES_KEPT - 1)), s->n--;
+	s->v[s->n++] = ino;
+}
+
+static void on_bpf_event(const struct cs_event *e, void *arg)
+{
+	events_push_bpf(arg, e);
+}
+
+struct inode_match {
+	uint64_t want;         /* one inode to find, or 0 */
+	struct inode_set *all; /* or collect every socket inode */
+};
+
+static int match_inode(uint64_t ino, void *arg)
+{
+	struct inode_match *m = arg;
+
+	if (m->all) {
+		inode_set_add(m->all, ino);
+		return 0;
+	}
+	return ino == m->want;
+}
+
+/* Does any target process hold this socket inode? */
+static bool target_holds(uint64_t ino, const int *pids, int npids)
+{
+	struct inode_match m = { .want = ino };
+
+	for (int i = 0; i < npids; i++)
+		if (procfs_socket_inodes(pids[i], match_inode, &m) == 1)
+			return true;
+	return false;
+}
+
+/* Keeps only the target's listeners; learns new ones (a listen() after
+ * attach puts its port in the probes' map, see on_listen in the BPF code). */
+static void filter_listeners(struct collector *c, struct cs_snapshot *s, const int *pids, int npids)
+{
+	int n = 0;
+
+	for (int i = 0; i < s->n_listeners; i++) {
+		struct cs_listener *l = &s->listeners[i];
+		bool mine = inode_set_has(&c->owned, l->inode);
+
+		if (!mine && !inode_set_has(&c->not_owned, l->inode) && probes_has_port(c->probes, l->port)) {
+			mine = target_holds(l->inode, pids, npids);
+			inode_set_add(mine ? &c->owned : &c->not_owned, l->inode);
+		}
+		if (mine)
+			s->listeners[n++] = *l;
+	}
+	s->n_listeners = n;
+}
+
+static void label_ports(struct cs_snapshot *s)
+{
+	for (int i = 0; i < s->n_ports; i++) {
+		struct cs_port *p = &s->ports[i];
+
+		snprintf(p->label, sizeof(p->label), "*:%u", p->port);
+		for (int j = 0; j < s->n_listeners; j++) {
+			if (s->listeners[j].port == p->port) {
+				memcpy(p->label, s->listeners[j].label, sizeof(p->label));
+				break;
+			}
+		}
+	}
+}
+
+static bool target_alive(struct collector *c)
+{
+	uint64_t st;
+
+	return !procfs_start_time(c->pid, &st) && st == c->start_time;
+}
+
+static void read_processes(struct collector *c, struct cs_snapshot *s, const int *pids, int npids)
+{
+	double worst = -1;
+
+	s->threads = 0;
+	s->rss_bytes = 0;
+	for (int i = 0; i < npids; i++) {
+		struct cs_proc pr;
+		double ratio;
+
+		if (procfs_read_process(pids[i], &pr))
+			continue;
+		s->threads += pr.threads;
+		s->rss_bytes += pr.rss_bytes;
+		if (pids[i] == c->pid)
+			memcpy(s->comm, pr.comm, sizeof(s->comm));
+		ratio = pr.fd_soft > 0 ? (double)pr.open_fds / pr.fd_soft : 0;
+		if (ratio > worst) {
+			worst = ratio;
+			s->fd_pid = pids[i];
+			s->open_fds = pr.open_fds;
+			s->fd_soft = pr.fd_soft;
+			s->fd_hard = pr.fd_hard;
+		}
+	}
+	if (s->open_fds > c->fd_peak)
+		c->fd_peak = s->open_fds;
+	s->fd_peak = c->fd_peak;
+}
+
+/* Builds c->cur from the kernel. Called with the lock held. */
+static void collect(struct collector *c)
+{
+	struct cs_snapshot *s = &c->cur;
+	int pids[PROCS_READ_MAX], npids;
+	double t0 = mono_now();
+	int n;
+
+	s->seq = ++c->seq;
+	s->unix_ms = unix_ms_now();
+	s->started_mono_s = c->started;
+	s->pid = c->pid;
+	npids = probes_targets(c->probes, pids, PROCS_READ_MAX);
+	if (!c->exited && !target_alive(c))
+		c->exited = true;
+	s->target_up = !c->exited;
+	/* Once the target is gone, /proc and sock_diag keep their last numbers. */
+	if (s->target_up) {
+		s->processes = npids;
+		read_processes(c, s, pids, npids);
+		s->have_tcp_ext = !procfs_read_tcp_ext(c->pid, s->tcp_ext);
+		n = sockdiag_listeners(c->sockdiag, s->listeners, CS_LISTENERS_MAX);
+		s->n_listeners = n < 0 ? 0 : n;
+		filter_listeners(c, s, pids, npids);
+	} else {
+		s->processes = 0;
+	}
+	probes_read(c->probes, s);
+	label_ports(s);
+	s->mono_s = mono_now();
+	s->collect_seconds = s->mono_s - t0;
+}
+
+static int attach_tree(struct collector *c)
+{
+	int kids[PROCS_READ_MAX], n, err;
+	struct inode_set socks = { .n = 0 };
+	struct inode_match m = { .all = &socks };
+	struct cs_listener ls[CS_LISTENERS_MAX];
+
+	err = probes_add_target(c->probes, c->pid);
+	if (err)
+		return err;
+	n = procfs_descendants(c->pid, kids, PROCS_READ_MAX);
+	for (int i = 0; i < n; i++)
+		probes_add_target(c->probes, kids[i]);
+	/* listeners that exist already: match sock_diag inodes with the fds */
+	procfs_socket_inodes(c->pid, match_inode, &m);
+	for (int i = 0; i < n; i++)
+		procfs_socket_inodes(kids[i], match_inode, &m);
+	n = sockdiag_listeners(c->sockdiag, ls, CS_LISTENERS_MAX);
+	for (int i = 0; i < n; i++) {
+		if (!inode_set_has(&socks, ls[i].inode))
+			continue;
+		inode_set_add(&c->owned, ls[i].inode);
+		err = probes_add_port(c->probes, ls[i].port);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+int collector_new(int pid, bool verbose, struct collector **out)
+{
+	struct collector *c;
+	int err;
+
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	pthread_mutex_init(&c->lock, NULL);
+	c->pid = pid;
+	c->started = mono_now();
+	err = procfs_start_time(pid, &c->start_time);
+	if (err) {
+		fprintf(stderr, "connscope: PID %d does not exist\n", pid);
+		goto fail;
+	}
+	c->history = history_new();
+	c->events = events_new();
+	if (!c->history || !c->events) {
+		err = -ENOMEM;
+		goto fail;
+	}
+	err = names_init();
+	if (err) {
+		fprintf(stderr, "connscope: cannot read kernel BTF: %s\n", strerror(-err));
+		goto fail;
+	}
+	err = probes_open(&c->probes, verbose, on_bpf_event, c->events);
+	if (err)
+		goto fail;
+	err = sockdiag_open(pid, &c->sockdiag);
+	if (err)
+		goto fail;
+	err = attach_tree(c);
+	if (err) {
+		fprintf(stderr, "connscope: cannot watch PID %d: %s\n", pid, strerror(-err));
+		goto fail;
+	}
+	collect(c);
+	c->cur.somaxconn = sockdiag_somaxconn(c->sockdiag);
+	c->tick_prev = c->cur;
+	*out = c;
+	return 0;
+fail:
+	collector_free(c);
+	return err;
+}
+
+void collector_free(struct collector *c)
+{
+	if (!c)
+		return;
+	probes_free(c->probes);
+	sockdiag_free(c->sockdiag);
+	history_free(c->history);
+	events_free(c->events);
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+}
+
+int collector_poll(struct collector *c, int timeout_ms)
+{
+	return probes_poll(c->probes, timeout_ms);
+}
+
+static void push_overflow_events(struct collector *c, const struct cs_snapshot *prev,
+				 const struct cs_snapshot *cur)
+{
+	for (int i = 0; i < cur->n_listeners; i++) {
+		const struct cs_listener *l = &cur->listeners[i];
+		uint64_t before = l->drops;
+		struct cs_event_rec r;
+
+		for (int j = 0; j < prev->n_listeners; j++)
+			if (prev->listeners[j].inode == l->inode)
+				before = prev->listeners[j].drops;
+		if (l->drops <= before)
+			continue;
+		memset(&r, 0, sizeof(r));
+		r.unix_ms = cur->unix_ms;
+		r.ev.kind = CS_EV_LISTEN_OVERFLOW;
+		r.ev.pid = cur->pid;
+		r.ev.sport = l->port;
+		snprintf(r.listener, sizeof(r.listener), "%s", l->label);
+		r.count = l->drops - before;
+		events_push(c->events, &r);
+	}
+}
+
+bool collector_tick(struct collector *c)
+{
+	struct cs_point pt;
+	bool was_up, exited_now;
+
+	pthread_mutex_lock(&c->lock);
+	was_up = c->tick_prev.target_up;
+	collect(c);
+	c->cur.somaxconn = sockdiag_somaxconn(c->sockdiag);
+	history_point(&c->tick_prev, &c->cur, &pt);
+	history_push(c->history, &pt);
+	push_overflow_events(c, &c->tick_prev, &c->cur);
+	exited_now = was_up && !c->cur.target_up;
+	if (exited_now) {
+		struct cs_event_rec r;
+
+		memset(&r, 0, sizeof(r));
+		r.unix_ms = c->cur.unix_ms;
+		r.ev.kind = CS_EV_TARGET_EXIT;
+		r.ev.pid = c->pid;
+		memcpy(r.ev.comm, c->cur.comm, sizeof(r.ev.comm));
+		events_push(c->events, &r);
+	}
+	c->tick_prev = c->cur;
+	pthread_mutex_unlock(&c->lock);
+	return exited_now;
+}
+
+void collector_snapshot(struct collector *c, struct cs_snapshot *out, double max_age_s)
+{
+	pthread_mutex_lock(&c->lock);
+	if (max_age_s >= 0 && mono_now() - c->cur.mono_s > max_age_s) {
+		collect(c);
+		c->cur.somaxconn = sockdiag_somaxconn(c->sockdiag);
+	}
+	*out = c->cur;
+	pthread_mutex_unlock(&c->lock);
+}
+
+struct history *collector_history(struct collector *c)
+{
+	return c->history;
+}
+
+struct events *collector_events(struct collector *c)
+{
+	return c->events;
+}
+
+uint64_t collector_map_bytes(struct collector *c)
+{
+	return probes_map_bytes(c->probes);
+}

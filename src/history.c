@@ -1,0 +1,138 @@
+// SPDX-License-Identifier: MIT
+/* Ring of per-tick points for /api/v1/history and the diagnosis. */
+#include "history.h"
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct history {
+	pthread_mutex_t lock;
+	struct cs_point ring[CS_HISTORY_POINTS];
+	uint64_t total;
+};
+
+struct history *history_new(void)
+{
+	struct history *h = calloc(1, sizeof(*h));
+
+	if (h)
+		pthread_mutex_init(&h->lock, NULL);
+	return h;
+}
+
+void history_free(struct history *h)
+{
+	if (!h)
+		return;
+	pthread_mutex_destroy(&h->lock);
+	free(h);
+}
+
+static uint64_t delta(uint64_t cur, uint64_t prev)
+{
+	return cur >= prev ? cur - prev : 0; /* a listener that went away */
+}
+
+static uint64_t resets_named(const struct cs_snapshot *s, const char *const *labels)
+{
+	uint64_t n = 0;
+
+	for (; *labels; labels++) {
+		int i = names_rst_reason_index(*labels);
+
+		if (i >= 0)
+			n += s->resets_sent[i];
+	}
+	return n;
+}
+
+static const char *const abort_reasons[] = {
+	"tcp_abort_on_close", "tcp_abort_on_data", "tcp_abort_on_linger",
+	"tcp_disconnect_with_data", NULL,
+};
+static const char *const no_socket_reasons[] = { "no_socket", NULL };
+static const char *const memory_reasons[] = { "tcp_abort_on_memory", NULL };
+
+void history_point(const struct cs_snapshot *prev, const struct cs_snapshot *cur,
+		   struct cs_point *p)
+{
+	uint64_t cbq = 0, pcbq = 0;
+
+	memset(p, 0, sizeof(*p));
+	p->unix_ms = cur->unix_ms;
+	p->seconds = prev->mono_s ? cur->mono_s - prev->mono_s : 0;
+	p->accepts = delta(cur->accepts_total, prev->accepts_total);
+	p->accept_emfile = delta(snapshot_accept_errors(cur, 24), snapshot_accept_errors(prev, 24));
+	p->accept_enfile = delta(snapshot_accept_errors(cur, 23), snapshot_accept_errors(prev, 23));
+	p->accept_other_errors = delta(snapshot_accept_errors(cur, 0), snapshot_accept_errors(prev, 0)) -
+				 p->accept_emfile - p->accept_enfile;
+	p->fd_errors = delta(snapshot_fd_errors(cur, 24) + snapshot_fd_errors(cur, 23),
+			     snapshot_fd_errors(prev, 24) + snapshot_fd_errors(prev, 23));
+	p->listen_drops = delta(snapshot_listen_drops(cur), snapshot_listen_drops(prev));
+	p->resets_sent = delta(snapshot_resets_sent(cur), snapshot_resets_sent(prev));
+	p->resets_received = delta(cur->counters[CS_CNT_RESETS_RECEIVED], prev->counters[CS_CNT_RESETS_RECEIVED]);
+	p->resets_abort = delta(resets_named(cur, abort_reasons), resets_named(prev, abort_reasons));
+	p->resets_no_socket = delta(resets_named(cur, no_socket_reasons), resets_named(prev, no_socket_reasons));
+	p->resets_memory = delta(resets_named(cur, memory_reasons), resets_named(prev, memory_reasons));
+	for (int i = 0; i < cur->n_ports; i++)
+		cbq += cur->ports[i].closed_before_accept;
+	for (int i = 0; i < prev->n_ports; i++)
+		pcbq += prev->ports[i].closed_before_accept;
+	p->closed_before_accept = delta(cbq, pcbq);
+	if (cur->have_tcp_ext) {
+		p->listen_overflows = delta(cur->tcp_ext[CS_TE_LISTEN_OVERFLOWS], prev->tcp_ext[CS_TE_LISTEN_OVERFLOWS]);
+		p->syn_queue_drops = delta(cur->tcp_ext[CS_TE_REQQ_FULL_DROP], prev->tcp_ext[CS_TE_REQQ_FULL_DROP]);
+		p->syncookies_sent = delta(cur->tcp_ext[CS_TE_SYNCOOKIES_SENT], prev->tcp_ext[CS_TE_SYNCOOKIES_SENT]);
+		p->memory_pressures = delta(cur->tcp_ext[CS_TE_MEMORY_PRESSURES], prev->tcp_ext[CS_TE_MEMORY_PRESSURES]) +
+				      delta(cur->tcp_ext[CS_TE_ABORT_ON_MEMORY], prev->tcp_ext[CS_TE_ABORT_ON_MEMORY]);
+	}
+	p->oom_kills = delta(cur->counters[CS_CNT_OOM_KILLS], prev->counters[CS_CNT_OOM_KILLS]);
+	p->open_fds = cur->open_fds;
+	p->fd_soft = cur->fd_soft;
+	p->target_up = cur->target_up;
+	for (int i = 0; i < cur->n_listeners; i++) {
+		const struct cs_listener *l = &cur->listeners[i];
+		/* the listener nearest its limit, by fraction of the limit */
+		if (i == 0 || (uint64_t)l->queue_len * p->queue_limit >
+				      (uint64_t)p->queue_len * l->queue_limit) {
+			p->queue_len = l->queue_len;
+			p->queue_limit = l->queue_limit;
+		}
+		if (l->queue_limit && l->queue_len >= l->queue_limit)
+			p->queue_full = true;
+	}
+}
+
+void history_push(struct history *h, const struct cs_point *p)
+{
+	pthread_mutex_lock(&h->lock);
+	h->ring[h->total % CS_HISTORY_POINTS] = *p;
+	h->total++;
+	pthread_mutex_unlock(&h->lock);
+}
+
+int history_copy(struct history *h, double seconds, struct cs_point **out)
+{
+	uint64_t first, i;
+	double span = 0;
+	int n = 0;
+
+	pthread_mutex_lock(&h->lock);
+	first = h->total > CS_HISTORY_POINTS ? h->total - CS_HISTORY_POINTS : 0;
+	/* walk back from the newest until the span is covered */
+	for (i = h->total; i > first; i--) {
+		if (seconds > 0 && span >= seconds)
+			break;
+		span += h->ring[(i - 1) % CS_HISTORY_POINTS].seconds;
+	}
+	*out = malloc(sizeof(struct cs_point) * (h->total - i + 1));
+	if (!*out) {
+		pthread_mutex_unlock(&h->lock);
+		return -ENOMEM;
+	}
+	for (; i < h->total; i++)
+		(*out)[n++] = h->ring[i % CS_HISTORY_POINTS];
+	pthread_mutex_unlock(&h->lock);
+	return n;
+}

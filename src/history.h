@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: MIT */
+/* Per-tick deltas of the key counters for the last ~15 minutes, the input of
+ * /api/v1/history and of the diagnosis. Thread-safe. */
+#ifndef CS_HISTORY_H
+#define CS_HISTORY_H
+#include <stdbool.h>
+#include <stdint.h>
+#include "snapshot.h"
+
+/* 15 minutes of one-second ticks. */
+#define CS_HISTORY_POINTS 900
+
+struct cs_point {
+	int64_t unix_ms;
+	double seconds;          /* length of the interval this point covers */
+	/* deltas over the interval */
+	uint64_t accepts;
+	uint64_t accept_emfile, accept_enfile, accept_other_errors;
+	uint64_t fd_errors;      /* EMFILE+ENFILE from any syscall */
+	uint64_t listen_drops;   /* sum of listeners' sk_drops */
+	uint64_t resets_sent, resets_received;
+	uint64_t resets_abort;   /* tcp_abort_on_close/_data/_linger, disconnect_with_data */
+	uint64_t resets_no_socket;
+	uint64_t resets_memory;  /* tcp_abort_on_memory */
+	uint64_t closed_before_accept;
+	uint64_t listen_overflows; /* netns TcpExt ListenOverflows */
+	uint64_t syn_queue_drops;  /* TcpExt TCPReqQFullDrop */
+	uint64_t syncookies_sent;
+	uint64_t memory_pressures; /* TcpExt TCPMemoryPressures + TCPAbortOnMemory */
+	uint64_t oom_kills;
+	/* levels at the end of the interval */
+	long open_fds;
+	long fd_soft;
+	uint32_t queue_len;      /* of the listener nearest its limit */
+	uint32_t queue_limit;
+	bool queue_full;         /* some listener at or past its limit */
+	bool target_up;
+};
+
+struct history;
+
+struct history *history_new(void);
+void history_free(struct history *h);
+/* The point between two snapshots (prev may be a zeroed one at attach). */
+void history_point(const struct cs_snapshot *prev, const struct cs_snapshot *cur,
+		   struct cs_point *out);
+void history_push(struct history *h, const struct cs_point *p);
+/* Copies the points of the last `seconds` (all if <= 0), oldest first, into a
+ * malloc'd array the caller frees. Returns the count, or -ENOMEM. */
+int history_copy(struct history *h, double seconds, struct cs_point **out);
+#endif

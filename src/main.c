@@ -1,0 +1,203 @@
+// SPDX-License-Identifier: MIT
+/* connscope: attach to a server PID, watch why its connections fail, serve
+ * /metrics and the diagnosis over HTTP, print a post-mortem on exit. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "collector.h"
+#include "diagnose.h"
+#include "http.h"
+#include "prom.h"
+
+static struct env {
+	int pid;
+	const char *listen;
+	double interval;
+	bool verbose;
+} env = {
+	.listen = "127.0.0.1:9477",
+	.interval = 1.0,
+};
+
+static volatile sig_atomic_t stop;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop = 1;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: connscope --pid PID [--listen ADDR:PORT] [--interval SECONDS] [-v]\n"
+		"\n"
+		"Attaches to a running server (PID and its descendants, including ones forked\n"
+		"later) and tells why its connections fail: accept-queue overflow, fd\n"
+		"exhaustion, resets on close, a stalled acceptor, OOM kills.\n"
+		"\n"
+		"  -p, --pid PID          process to watch (required)\n"
+		"  -l, --listen ADDR:PORT HTTP address (default 127.0.0.1:9477; [::1]:9477 for IPv6)\n"
+		"  -i, --interval SECONDS snapshot and history tick (default 1, 0.1 to 60)\n"
+		"  -v, --verbose          libbpf and probe details on stderr\n"
+		"  -h, --help             this text\n"
+		"  -V, --version          version\n"
+		"\n"
+		"HTTP: /metrics, /api/v1/diagnosis[?window=60s&format=text], /api/v1/snapshot,\n"
+		"      /api/v1/history[?seconds=N], /api/v1/events[?limit=N], /healthz\n"
+		"On SIGINT/SIGTERM: prints the post-mortem for the whole run and detaches.\n"
+		"Needs root (or CAP_BPF+CAP_PERFMON+CAP_SYS_ADMIN) and kernel BTF.\n");
+}
+
+static int parse_args(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "pid", required_argument, NULL, 'p' },
+		{ "listen", required_argument, NULL, 'l' },
+		{ "interval", required_argument, NULL, 'i' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ 0 },
+	};
+	char *end;
+	long pid;
+	int c;
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":p:l:i:vhV", opts, NULL)) != -1) {
+		switch (c) {
+		case 'p':
+			errno = 0;
+			pid = strtol(optarg, &end, 10);
+			if (!*optarg || *end || errno || pid <= 0 || pid > 4194304) {
+				fprintf(stderr, "connscope: --pid %s: not a process ID\n", optarg);
+				return -EINVAL;
+			}
+			env.pid = (int)pid;
+			break;
+		case 'l':
+			env.listen = optarg;
+			break;
+		case 'i':
+			env.interval = strtod(optarg, &end);
+			if (!*optarg || *end || !(env.interval >= 0.1 && env.interval <= 60)) {
+				fprintf(stderr, "connscope: --interval %s: expected seconds from 0.1 to 60\n", optarg);
+				return -EINVAL;
+			}
+			break;
+		case 'v':
+			env.verbose = true;
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		case 'V':
+			printf("connscope %s\n", CS_VERSION);
+			exit(0);
+		case ':':
+			fprintf(stderr, "connscope: %s needs a value (see --help)\n", argv[optind - 1]);
+			return -EINVAL;
+		default:
+			fprintf(stderr, "connscope: unknown option %s (see --help)\n", argv[optind - 1]);
+			return -EINVAL;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "connscope: unexpected argument %s (see --help)\n", argv[optind]);
+		return -EINVAL;
+	}
+	if (!env.pid) {
+		fprintf(stderr, "connscope: --pid PID is required (see --help)\n");
+		return -EINVAL;
+	}
+	if (kill(env.pid, 0) && errno == ESRCH) {
+		fprintf(stderr, "connscope: PID %d does not exist\n", env.pid);
+		return -ESRCH;
+	}
+	return 0;
+}
+
+static void print_postmortem(struct collector *c)
+{
+	struct cs_snapshot *s = malloc(sizeof(*s));
+	struct cs_diagnosis *d = malloc(sizeof(*d));
+	struct cs_point *pts = NULL;
+	struct sbuf b;
+	char *text;
+	int n;
+
+	if (!s || !d)
+		goto out;
+	collector_snapshot(c, s, -1);
+	n = history_copy(collector_history(c), 0, &pts);
+	diagnose(s, pts, n < 0 ? 0 : n, d);
+	sbuf_init(&b);
+	sbuf_printf(&b, "connscope post-mortem: PID %d (%s), %.0f s watched, %llu accepts\n",
+		    s->pid, s->comm, s->mono_s - s->started_mono_s,
+		    (unsigned long long)s->accepts_total);
+	diagnose_render_text(d, &b);
+	text = sbuf_take(&b, NULL);
+	if (text)
+		fputs(text, stdout);
+	fflush(stdout);
+	free(text);
+out:
+	free(pts);
+	free(s);
+	free(d);
+}
+
+int main(int argc, char **argv)
+{
+	struct collector *c = NULL;
+	struct http *h = NULL;
+	struct sigaction sa = { .sa_handler = on_signal };
+	double next_tick;
+	int err, fd;
+
+	err = parse_args(argc, argv);
+	if (err)
+		return 2;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	fd = http_bind(env.listen);
+	if (fd < 0)
+		return 1;
+	err = collector_new(env.pid, env.verbose, &c);
+	if (err) {
+		close(fd);
+		return 1;
+	}
+	err = http_start(fd, c, &h);
+	if (err)
+		goto cleanup;
+	fprintf(stderr, "connscope: watching PID %d, serving http://%s/metrics\n", env.pid, env.listen);
+	next_tick = mono_now() + env.interval;
+	while (!stop) {
+		double left = next_tick - mono_now();
+
+		if (left > 0) {
+			collector_poll(c, (int)(left * 1000) + 1);
+			continue;
+		}
+		next_tick += env.interval;
+		if (next_tick < mono_now())
+			next_tick = mono_now() + env.interval;
+		if (collector_tick(c))
+			fprintf(stderr, "connscope: PID %d exited; serving the last numbers\n", env.pid);
+	}
+	collector_poll(c, 0);
+	collector_tick(c);
+	print_postmortem(c);
+cleanup:
+	http_stop(h);
+	collector_free(c);
+	return err ? 1 : 0;
+}

@@ -1,0 +1,345 @@
+// SPDX-License-Identifier: MIT
+/* Loads bpf/connscope.bpf.c, keeps its maps in step with the target, and
+ * turns the maps into snapshot fields. The only file that talks to BPF. */
+#define _GNU_SOURCE
+#include "probes.h"
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "connscope.skel.h"
+
+#define TRACEFS "/sys/kernel/tracing"
+#define SYSCALL_EVENTS TRACEFS "/events/syscalls"
+
+struct probes {
+	struct connscope_bpf *skel;
+	struct ring_buffer *rb;
+	int ncpus;
+	void *percpu_buf;   /* ncpus * largest per-CPU value */
+	probes_event_fn fn;
+	void *fn_arg;
+	uint64_t events_seen;
+};
+
+static bool verbose_log;
+
+static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list args)
+{
+	if (level == LIBBPF_DEBUG && !verbose_log)
+		return 0;
+	if (level == LIBBPF_INFO && !verbose_log)
+		return 0;
+	return vfprintf(stderr, fmt, args);
+}
+
+/* Syscall tracepoints need tracefs; it is not always mounted. */
+static int ensure_tracefs(void)
+{
+	if (access(SYSCALL_EVENTS, F_OK) == 0)
+		return 0;
+	if (access("/sys/kernel/debug/tracing/events/syscalls", F_OK) == 0)
+		return 0;
+	if (mount("tracefs", TRACEFS, "tracefs", 0, NULL) && errno != EBUSY) {
+		fprintf(stderr, "connscope: cannot mount tracefs at %s: %s "
+			"(mount it: mount -t tracefs nodev %s)\n", TRACEFS, strerror(errno), TRACEFS);
+		return -errno;
+	}
+	if (access(SYSCALL_EVENTS, F_OK)) {
+		fprintf(stderr, "connscope: kernel has no syscall tracepoints (%s missing; "
+			"needs CONFIG_FTRACE_SYSCALLS)\n", SYSCALL_EVENTS);
+		return -ENOTSUP;
+	}
+	return 0;
+}
+
+/* Not every architecture has every syscall (arm64 has no open, pipe, dup2):
+ * programs whose tracepoint is missing are not loaded. */
+static void skip_missing_syscalls(struct connscope_bpf *skel)
+{
+	struct bpf_program *prog;
+
+	bpf_object__for_each_program(prog, skel->obj) {
+		const char *sec = bpf_program__section_name(prog);
+		const char *prefix = "tracepoint/syscalls/";
+		char path[256];
+
+		if (strncmp(sec, prefix, strlen(prefix)))
+			continue;
+		snprintf(path, sizeof(path), SYSCALL_EVENTS "/%s", sec + strlen(prefix));
+		if (access(path, F_OK)) {
+			if (verbose_log)
+				fprintf(stderr, "connscope: no tracepoint %s, not watched\n", path);
+			bpf_program__set_autoload(prog, false);
+		}
+	}
+}
+
+static int on_ringbuf(void *ctx, void *data, size_t len)
+{
+	struct probes *p = ctx;
+
+	if (len < sizeof(struct cs_event))
+		return 0;
+	p->events_seen++;
+	if (p->fn)
+		p->fn(data, p->fn_arg);
+	return 0;
+}
+
+int probes_open(struct probes **out, bool verbose, probes_event_fn fn, void *arg)
+{
+	struct probes *p;
+	int err;
+
+	verbose_log = verbose;
+	libbpf_set_print(libbpf_log);
+	if (access("/sys/kernel/btf/vmlinux", R_OK)) {
+		fprintf(stderr, "connscope: no kernel BTF at /sys/kernel/btf/vmlinux "
+			"(needs a kernel built with CONFIG_DEBUG_INFO_BTF=y)\n");
+		return -ENOTSUP;
+	}
+	if (geteuid() != 0) {
+		fprintf(stderr, "connscope: loading BPF programs needs root or CAP_BPF+CAP_PERFMON "
+			"(run with sudo)\n");
+		return -EPERM;
+	}
+	err = ensure_tracefs();
+	if (err)
+		return err;
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	p->fn = fn;
+	p->fn_arg = arg;
+	p->ncpus = libbpf_num_possible_cpus();
+	if (p->ncpus <= 0) {
+		err = p->ncpus ? p->ncpus : -EINVAL;
+		goto fail;
+	}
+	p->percpu_buf = calloc(p->ncpus, sizeof(struct cs_port_stats));
+	if (!p->percpu_buf) {
+		err = -ENOMEM;
+		goto fail;
+	}
+	p->skel = connscope_bpf__open();
+	if (!p->skel) {
+		err = -errno;
+		fprintf(stderr, "connscope: cannot open BPF object: %s\n", strerror(-err));
+		goto fail;
+	}
+	skip_missing_syscalls(p->skel);
+	err = connscope_bpf__load(p->skel);
+	if (err) {
+		fprintf(stderr, "connscope: loading BPF programs failed: %s%s\n", strerror(-err),
+			err == -EPERM ? " (need root or CAP_BPF+CAP_PERFMON)" : " (run with -v for the verifier log)");
+		goto fail;
+	}
+	err = connscope_bpf__attach(p->skel);
+	if (err) {
+		fprintf(stderr, "connscope: attaching tracepoints failed: %s (run with -v)\n",
+			strerror(-err));
+		goto fail;
+	}
+	p->rb = ring_buffer__new(bpf_map__fd(p->skel->maps.events), on_ringbuf, p, NULL);
+	if (!p->rb) {
+		err = -errno;
+		fprintf(stderr, "connscope: ring buffer: %s\n", strerror(-err));
+		goto fail;
+	}
+	*out = p;
+	return 0;
+fail:
+	probes_free(p);
+	return err;
+}
+
+void probes_free(struct probes *p)
+{
+	if (!p)
+		return;
+	ring_buffer__free(p->rb);
+	connscope_bpf__destroy(p->skel);
+	free(p->percpu_buf);
+	free(p);
+}
+
+int probes_add_target(struct probes *p, int tgid)
+{
+	__u32 key = tgid;
+	__u8 one = 1;
+
+	if (bpf_map__update_elem(p->skel->maps.targets, &key, sizeof(key), &one, sizeof(one), BPF_ANY))
+		return -errno;
+	return 0;
+}
+
+int probes_add_port(struct probes *p, uint16_t port)
+{
+	__u8 one = 1;
+
+	if (bpf_map__update_elem(p->skel->maps.listen_ports, &port, sizeof(port), &one, sizeof(one), BPF_ANY))
+		return -errno;
+	return 0;
+}
+
+bool probes_has_port(struct probes *p, uint16_t port)
+{
+	__u8 v;
+
+	return !bpf_map__lookup_elem(p->skel->maps.listen_ports, &port, sizeof(port), &v, sizeof(v), 0);
+}
+
+int probes_targets(struct probes *p, int *out, int max)
+{
+	struct bpf_map *m = p->skel->maps.targets;
+	__u32 key, next, dead[64];
+	int n = 0, ndead = 0;
+	void *prev = NULL;
+	char path[32];
+
+	while (!bpf_map__get_next_key(m, prev, &next, sizeof(next))) {
+		key = next;
+		prev = &key;
+		snprintf(path, sizeof(path), "/proc/%u", key);
+		if (access(path, F_OK)) {
+			if (ndead < 64)
+				dead[ndead++] = key;
+		} else if (n < max) {
+			out[n++] = key;
+		}
+	}
+	for (int i = 0; i < ndead; i++)
+		bpf_map__delete_elem(m, &dead[i], sizeof(dead[i]), 0);
+	return n;
+}
+
+/* Sum of a per-CPU u64 array slot. */
+static uint64_t percpu_u64(struct probes *p, struct bpf_map *m, __u32 idx)
+{
+	uint64_t *vals = p->percpu_buf, sum = 0;
+
+	if (bpf_map__lookup_elem(m, &idx, sizeof(idx), vals, sizeof(uint64_t) * p->ncpus, 0))
+		return 0;
+	for (int c = 0; c < p->ncpus; c++)
+		sum += vals[c];
+	return sum;
+}
+
+static void add_hist(struct cs_hist *h, const __u64 *slots, __u64 sum_ns, __u64 count)
+{
+	for (int i = 0; i < CS_HIST_SLOTS; i++)
+		h->slots[i] += slots[i];
+	h->sum_ns += sum_ns;
+	h->count += count;
+}
+
+static void read_ports(struct probes *p, struct cs_snapshot *s)
+{
+	struct bpf_map *m = p->skel->maps.port_stats;
+	struct cs_port_stats *vals = p->percpu_buf;
+	__u16 key, next;
+	void *prev = NULL;
+
+	s->n_ports = 0;
+	s->accepts_total = 0;
+	while (!bpf_map__get_next_key(m, prev, &next, sizeof(next))) {
+		struct cs_port *port;
+
+		key = next;
+		prev = &key;
+		if (bpf_map__lookup_elem(m, &key, sizeof(key), vals, sizeof(*vals) * p->ncpus, 0))
+			continue;
+		if (s->n_ports >= CS_PORTS_SHOWN_MAX)
+			break;
+		port = &s->ports[s->n_ports++];
+		memset(port, 0, sizeof(*port));
+		port->port = key;
+		for (int c = 0; c < p->ncpus; c++) {
+			const struct cs_port_stats *v = &vals[c];
+			__u64 dur_count = 0;
+
+			port->accepts += v->accepts;
+			for (int i = 0; i < CS_INIT_MAX; i++) {
+				port->closed[i] += v->closed[i];
+				dur_count += v->closed[i];
+			}
+			port->closed_before_accept += v->closed_before_accept;
+			add_hist(&port->accept_wait, v->accept_wait_slots, v->accept_wait_sum_ns,
+				 v->accept_wait_count);
+			add_hist(&port->duration, v->duration_slots, v->duration_sum_ns, dur_count);
+		}
+		s->accepts_total += port->accepts;
+	}
+}
+
+static void read_syscall_errors(struct probes *p, struct cs_snapshot *s)
+{
+	struct bpf_map *m = p->skel->maps.syscall_errors;
+	struct cs_syscall_error_key key, next;
+	uint64_t *vals = p->percpu_buf;
+	void *prev = NULL;
+
+	s->n_syserr = 0;
+	while (!bpf_map__get_next_key(m, prev, &next, sizeof(next))) {
+		struct cs_syserr *e;
+
+		key = next;
+		prev = &key;
+		if (bpf_map__lookup_elem(m, &key, sizeof(key), vals, sizeof(uint64_t) * p->ncpus, 0))
+			continue;
+		if (s->n_syserr >= CS_SYSERR_SHOWN_MAX)
+			break;
+		e = &s->syserr[s->n_syserr++];
+		e->syscall = key.syscall;
+		e->err = key.err;
+		e->count = 0;
+		for (int c = 0; c < p->ncpus; c++)
+			e->count += vals[c];
+	}
+}
+
+int probes_read(struct probes *p, struct cs_snapshot *s)
+{
+	read_ports(p, s);
+	read_syscall_errors(p, s);
+	for (__u32 i = 0; i < CS_RST_REASONS_MAX; i++)
+		s->resets_sent[i] = percpu_u64(p, p->skel->maps.resets_sent, i);
+	for (__u32 i = 0; i < CS_CNT_MAX; i++)
+		s->counters[i] = percpu_u64(p, p->skel->maps.counters, i);
+	s->ringbuf_events = p->events_seen;
+	return 0;
+}
+
+int probes_poll(struct probes *p, int timeout_ms)
+{
+	int n = ring_buffer__poll(p->rb, timeout_ms);
+
+	return n == -EINTR ? 0 : n;
+}
+
+uint64_t probes_map_bytes(struct probes *p)
+{
+	struct bpf_map *m;
+	uint64_t total = 0;
+
+	bpf_object__for_each_map(m, p->skel->obj) {
+		uint64_t vs = bpf_map__value_size(m), ks = bpf_map__key_size(m);
+		enum bpf_map_type t = bpf_map__type(m);
+
+		if (t == BPF_MAP_TYPE_RINGBUF) {
+			total += bpf_map__max_entries(m);
+			continue;
+		}
+		if (t == BPF_MAP_TYPE_PERCPU_HASH || t == BPF_MAP_TYPE_PERCPU_ARRAY)
+			vs = ((vs + 7) & ~7ULL) * p->ncpus;
+		total += (ks + vs) * (uint64_t)bpf_map__max_entries(m);
+	}
+	return total;
+}

@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: MIT */
+/* The BPF side seen from userspace: load and attach the tracepoint programs,
+ * tell them the target's processes and listen ports, read their counters into
+ * a snapshot, and pass ring-buffer events on. */
+#ifndef CS_PROBES_H
+#define CS_PROBES_H
+#include <stdbool.h>
+#include "snapshot.h"
+
+struct probes;
+typedef void (*probes_event_fn)(const struct cs_event *e, void *arg);
+
+/* Checks BTF and privileges, mounts tracefs if needed, loads and attaches.
+ * Prints what failed and what to do. 0 or -errno. */
+int probes_open(struct probes **out, bool verbose, probes_event_fn fn, void *arg);
+void probes_free(struct probes *p);
+int probes_add_target(struct probes *p, int tgid);
+int probes_add_port(struct probes *p, uint16_t port);
+bool probes_has_port(struct probes *p, uint16_t port);
+/* Drops targets whose process is gone; fills out[0..max) with the live ones
+ * and returns their count. */
+int probes_targets(struct probes *p, int *out, int max);
+/* Reads every counter map into s (accepts, errors, resets, ports, counters). */
+int probes_read(struct probes *p, struct cs_snapshot *s);
+/* Delivers pending ring-buffer events; waits up to timeout_ms. */
+int probes_poll(struct probes *p, int timeout_ms);
+/* Bytes of kernel memory the maps hold (for the benchmark and /metrics). */
+uint64_t probes_map_bytes(struct probes *p);
+#endif

@@ -1,0 +1,183 @@
+// SPDX-License-Identifier: MIT
+/* Renders the snapshot as Prometheus text: HELP and TYPE for every family,
+ * base units, counters ending in _total, log2 histograms as real buckets. */
+#include "prom.h"
+#include <stdio.h>
+#include <string.h>
+
+static void family(struct sbuf *b, const char *name, const char *type, const char *help)
+{
+	sbuf_printf(b, "# HELP connscope_%s %s\n# TYPE connscope_%s %s\n", name, help, name, type);
+}
+
+/* Label values here are addresses, syscall and reason names; escape anyway. */
+static void escaped(struct sbuf *b, const char *v)
+{
+	for (; *v; v++) {
+		if (*v == '\\' || *v == '"')
+			sbuf_printf(b, "\\%c", *v);
+		else if (*v == '\n')
+			sbuf_append(b, "\\n", 2);
+		else
+			sbuf_append(b, v, 1);
+	}
+}
+
+static void sample_l(struct sbuf *b, const char *name, const char *lname, const char *lval, double v)
+{
+	sbuf_printf(b, "connscope_%s{%s=\"", name, lname);
+	escaped(b, lval);
+	sbuf_printf(b, "\"} %.17g\n", v);
+}
+
+static void sample(struct sbuf *b, const char *name, double v)
+{
+	sbuf_printf(b, "connscope_%s %.17g\n", name, v);
+}
+
+/* Slot i holds [2^i, 2^(i+1)) microseconds; the last slot is open-ended. */
+static void histogram(struct sbuf *b, const char *name, const char *listener, const struct cs_hist *h)
+{
+	uint64_t cum = 0;
+
+	for (int i = 0; i < CS_HIST_SLOTS - 1; i++) {
+		cum += h->slots[i];
+		sbuf_printf(b, "connscope_%s_bucket{listener=\"", name);
+		escaped(b, listener);
+		sbuf_printf(b, "\",le=\"%g\"} %llu\n", (double)(1ULL << (i + 1)) / 1e6,
+			    (unsigned long long)cum);
+	}
+	sbuf_printf(b, "connscope_%s_bucket{listener=\"", name);
+	escaped(b, listener);
+	sbuf_printf(b, "\",le=\"+Inf\"} %llu\n", (unsigned long long)h->count);
+	sbuf_printf(b, "connscope_%s_sum{listener=\"", name);
+	escaped(b, listener);
+	sbuf_printf(b, "\"} %.9f\n", h->sum_ns / 1e9);
+	sbuf_printf(b, "connscope_%s_count{listener=\"", name);
+	escaped(b, listener);
+	sbuf_printf(b, "\"} %llu\n", (unsigned long long)h->count);
+}
+
+static const char *const initiators[CS_INIT_MAX] = { "local", "remote", "reset" };
+
+static void render_process(const struct cs_snapshot *s, struct sbuf *b)
+{
+	family(b, "target_up", "gauge", "1 while the watched process runs, 0 once it exited.");
+	sample(b, "target_up", s->target_up);
+	family(b, "target_processes", "gauge", "Processes watched: the target and its descendants.");
+	sample(b, "target_processes", s->processes);
+	family(b, "open_fds", "gauge", "Open file descriptors of the target process nearest its limit.");
+	sample(b, "open_fds", s->open_fds);
+	family(b, "fd_limit", "gauge", "RLIMIT_NOFILE of that process (-1: unlimited).");
+	sample_l(b, "fd_limit", "kind", "soft", s->fd_soft);
+	sample_l(b, "fd_limit", "kind", "hard", s->fd_hard);
+	family(b, "fd_peak", "gauge", "Highest open_fds seen since attach.");
+	sample(b, "fd_peak", s->fd_peak);
+	family(b, "threads", "gauge", "Threads of all target processes.");
+	sample(b, "threads", s->threads);
+	family(b, "resident_memory_bytes", "gauge", "Resident memory of all target processes.");
+	sample(b, "resident_memory_bytes", (double)s->rss_bytes);
+	family(b, "somaxconn", "gauge", "net.core.somaxconn in the target's network namespace.");
+	sample(b, "somaxconn", s->somaxconn);
+}
+
+static void render_sockets(const struct cs_snapshot *s, struct sbuf *b)
+{
+	family(b, "accepts_total", "counter", "Connections the target accepted since attach.");
+	for (int i = 0; i < s->n_ports; i++)
+		sample_l(b, "accepts_total", "listener", s->ports[i].label, (double)s->ports[i].accepts);
+	family(b, "syscall_errors_total", "counter",
+	       "Failed syscalls of the target: accept errors by errno, and EMFILE/ENFILE from any fd-creating syscall.");
+	for (int i = 0; i < s->n_syserr; i++)
+		sbuf_printf(b, "connscope_syscall_errors_total{syscall=\"%s\",errno=\"%s\"} %llu\n",
+			    names_syscall(s->syserr[i].syscall), names_errno(s->syserr[i].err),
+			    (unsigned long long)s->syserr[i].count);
+	family(b, "accept_queue_length", "gauge", "Connections in the listener's accept queue, not yet accepted.");
+	for (int i = 0; i < s->n_listeners; i++)
+		sample_l(b, "accept_queue_length", "listener", s->listeners[i].label, s->listeners[i].queue_len);
+	family(b, "accept_queue_limit", "gauge", "Accept queue limit: min(listen backlog, somaxconn).");
+	for (int i = 0; i < s->n_listeners; i++)
+		sample_l(b, "accept_queue_limit", "listener", s->listeners[i].label, s->listeners[i].queue_limit);
+	family(b, "listen_drops_total", "counter", "Packets the listener dropped (sk_drops, ss -lntm d<N>): full accept queue.");
+	for (int i = 0; i < s->n_listeners; i++)
+		sample_l(b, "listen_drops_total", "listener", s->listeners[i].label, (double)s->listeners[i].drops);
+	family(b, "connections_open", "gauge", "Connections accepted since attach and not closed yet.");
+	for (int i = 0; i < s->n_ports; i++) {
+		const struct cs_port *p = &s->ports[i];
+		uint64_t closed = p->closed[0] + p->closed[1] + p->closed[2];
+
+		sample_l(b, "connections_open", "listener", p->label,
+			 p->accepts > closed ? (double)(p->accepts - closed) : 0);
+	}
+	family(b, "connections_closed_total", "counter", "Accepted connections closed, by who ended them.");
+	for (int i = 0; i < s->n_ports; i++)
+		for (int k = 0; k < CS_INIT_MAX; k++) {
+			sbuf_printf(b, "connscope_connections_closed_total{listener=\"");
+			escaped(b, s->ports[i].label);
+			sbuf_printf(b, "\",initiator=\"%s\"} %llu\n", initiators[k],
+				    (unsigned long long)s->ports[i].closed[k]);
+		}
+	family(b, "connections_closed_before_accept_total", "counter",
+	       "Connections that completed the handshake but closed before the application accepted them.");
+	for (int i = 0; i < s->n_ports; i++)
+		sample_l(b, "connections_closed_before_accept_total", "listener", s->ports[i].label,
+			 (double)s->ports[i].closed_before_accept);
+	family(b, "accept_wait_seconds", "histogram", "Time from handshake completion to accept().");
+	for (int i = 0; i < s->n_ports; i++)
+		histogram(b, "accept_wait_seconds", s->ports[i].label, &s->ports[i].accept_wait);
+	family(b, "connection_duration_seconds", "histogram", "Lifetime of accepted connections, accept to close.");
+	for (int i = 0; i < s->n_ports; i++)
+		histogram(b, "connection_duration_seconds", s->ports[i].label, &s->ports[i].duration);
+}
+
+static void render_tcp(const struct cs_snapshot *s, struct sbuf *b)
+{
+	family(b, "tcp_resets_sent_total", "counter", "TCP resets sent on the target's listen ports, by kernel sk_rst_reason.");
+	for (int i = 0; i < CS_RST_REASONS_MAX; i++) {
+		const char *name = names_rst_reason(i);
+
+		if (!name || !strcmp(name, "max"))
+			continue;
+		if (s->resets_sent[i] || strncmp(name, "mptcp", 5))
+			sample_l(b, "tcp_resets_sent_total", "reason", name, (double)s->resets_sent[i]);
+	}
+	family(b, "tcp_resets_received_total", "counter", "TCP resets received on the target's connections.");
+	sample(b, "tcp_resets_received_total", (double)s->counters[CS_CNT_RESETS_RECEIVED]);
+	family(b, "synack_retransmits_total", "counter", "SYN-ACKs retransmitted by the target's listeners.");
+	sample(b, "synack_retransmits_total", (double)s->counters[CS_CNT_SYNACK_RETRANS]);
+	family(b, "oom_kills_total", "counter", "OOM kills of the target or a descendant.");
+	sample(b, "oom_kills_total", (double)s->counters[CS_CNT_OOM_KILLS]);
+	family(b, "netns_tcp_ext_total", "counter", "TcpExt counters of the target's network namespace (nstat).");
+	if (s->have_tcp_ext)
+		for (int i = 0; i < CS_TE_MAX; i++)
+			sample_l(b, "netns_tcp_ext_total", "counter", names_tcp_ext(i), (double)s->tcp_ext[i]);
+}
+
+void prom_render(const struct cs_snapshot *s, const struct cs_diagnosis *d,
+		 const struct prom_extra *x, struct sbuf *b)
+{
+	const char *const *id;
+
+	family(b, "build_info", "gauge", "connscope version.");
+	sbuf_printf(b, "connscope_build_info{version=\"%s\"} 1\n", CS_VERSION);
+	render_process(s, b);
+	render_sockets(s, b);
+	render_tcp(s, b);
+	family(b, "events_lost_total", "counter", "Detail connscope could not keep, by kind; never silent.");
+	sample_l(b, "events_lost_total", "kind", "ringbuf_full", (double)s->counters[CS_CNT_EVENTS_DROPPED]);
+	sample_l(b, "events_lost_total", "kind", "conn_table_full", (double)s->counters[CS_CNT_CONNS_TABLE_FULL]);
+	sample_l(b, "events_lost_total", "kind", "targets_full", (double)s->counters[CS_CNT_TARGETS_FULL]);
+	sample_l(b, "events_lost_total", "kind", "ports_full", (double)s->counters[CS_CNT_PORTS_FULL]);
+	family(b, "events_sampled_total", "counter",
+	       "Per-event details not sent (at most one per kind per 10 ms); their counts are exact.");
+	sample(b, "events_sampled_total", (double)s->counters[CS_CNT_EVENTS_SAMPLED]);
+	family(b, "events_total", "counter", "Per-event details received from the kernel.");
+	sample(b, "events_total", (double)x->events_seen);
+	family(b, "diagnosis", "gauge", "1 for each cause the diagnosis over the last 60 s names.");
+	for (id = diagnose_cause_ids(); *id; id++)
+		sample_l(b, "diagnosis", "cause", *id, diagnose_has(d, *id));
+	family(b, "bpf_map_bytes", "gauge", "Kernel memory reserved by connscope's BPF maps.");
+	sample(b, "bpf_map_bytes", (double)x->map_bytes);
+	family(b, "scrape_duration_seconds", "gauge", "Time this scrape spent reading the kernel.");
+	sample(b, "scrape_duration_seconds", x->scrape_seconds);
+}

@@ -1,0 +1,101 @@
+/* SPDX-License-Identifier: MIT */
+/* One immutable picture of the target per tick: what the probes counted,
+ * what /proc and sock_diag said. Renderers and the diagnosis read only this
+ * (and history/events), never the kernel. */
+#ifndef CS_SNAPSHOT_H
+#define CS_SNAPSHOT_H
+#include <stdbool.h>
+#include <stdint.h>
+#include "connscope/connscope.h"
+#include "names.h"
+
+/* Listening sockets of the target shown; more than any real server has. */
+#define CS_LISTENERS_MAX 64
+/* Distinct local listen ports with counters. */
+#define CS_PORTS_SHOWN_MAX 64
+#define CS_SYSERR_SHOWN_MAX 128
+#define CS_LABEL_LEN 64
+
+struct cs_hist {
+	uint64_t slots[CS_HIST_SLOTS];
+	uint64_t count;
+	uint64_t sum_ns;
+};
+
+/* A listening socket of the target, as sock_diag reports it. */
+struct cs_listener {
+	char label[CS_LABEL_LEN]; /* "0.0.0.0:8080", "[::]:8080" */
+	int family;
+	uint16_t port;
+	uint64_t inode;
+	uint32_t queue_len;   /* sk_ack_backlog: accepted by TCP, not by the app */
+	uint32_t queue_limit; /* sk_max_ack_backlog: min(backlog, somaxconn) */
+	uint64_t drops;       /* sk_drops: what ss -lntm prints as d<N> */
+};
+
+/* Counters by local listen port, from the probes. */
+struct cs_port {
+	uint16_t port;
+	char label[CS_LABEL_LEN]; /* the first listener on that port, or "*:PORT" */
+	uint64_t accepts;
+	uint64_t closed[CS_INIT_MAX];
+	uint64_t closed_before_accept;
+	struct cs_hist accept_wait;
+	struct cs_hist duration;
+};
+
+struct cs_syserr {
+	uint16_t syscall; /* enum cs_syscall */
+	uint16_t err;
+	uint64_t count;
+};
+
+struct cs_snapshot {
+	uint64_t seq;
+	double mono_s;     /* CLOCK_MONOTONIC seconds when taken */
+	int64_t unix_ms;   /* wall clock when taken */
+	double started_mono_s;
+
+	int pid;
+	bool target_up;
+	int processes;     /* the target and its live descendants */
+	char comm[32];
+
+	/* /proc, for the process with the most fds relative to its limit */
+	int fd_pid;
+	long open_fds;
+	long fd_soft;
+	long fd_hard;
+	long fd_peak;      /* highest open_fds seen at any tick */
+	long threads;      /* all target processes */
+	uint64_t rss_bytes;/* all target processes */
+	int somaxconn;
+
+	/* probes */
+	uint64_t accepts_total;
+	int n_syserr;
+	struct cs_syserr syserr[CS_SYSERR_SHOWN_MAX];
+	uint64_t resets_sent[CS_RST_REASONS_MAX];
+	uint64_t counters[CS_CNT_MAX];
+	uint64_t ringbuf_events;
+	int n_ports;
+	struct cs_port ports[CS_PORTS_SHOWN_MAX];
+
+	/* sock_diag */
+	int n_listeners;
+	struct cs_listener listeners[CS_LISTENERS_MAX];
+
+	/* /proc/PID/net/netstat TcpExt, as the kernel counts them (what nstat -a shows) */
+	bool have_tcp_ext;
+	uint64_t tcp_ext[CS_TE_MAX];
+
+	double collect_seconds; /* what building this snapshot took */
+};
+
+/* Sums that several readers need. */
+uint64_t snapshot_listen_drops(const struct cs_snapshot *s);
+uint64_t snapshot_resets_sent(const struct cs_snapshot *s);
+uint64_t snapshot_fd_errors(const struct cs_snapshot *s, int err);
+uint64_t snapshot_accept_errors(const struct cs_snapshot *s, int err);
+uint64_t snapshot_events_lost(const struct cs_snapshot *s);
+#endif

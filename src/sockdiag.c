@@ -1,0 +1,199 @@
+// SPDX-License-Identifier: MIT
+/* sock_diag netlink dump of TCP listeners in the target's network namespace.
+ * The socket is created inside that namespace once, at start, so every later
+ * dump sees the target's sockets while the daemon itself stays in its own. */
+#define _GNU_SOURCE
+#include "sockdiag.h"
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <linux/sock_diag.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define CS_TCP_LISTEN 10
+
+struct sockdiag {
+	int fd;
+	int somaxconn;
+	uint32_t seq;
+};
+
+static int read_somaxconn(void)
+{
+	char buf[32];
+	int fd = open("/proc/sys/net/core/somaxconn", O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	return atoi(buf);
+}
+
+int sockdiag_open(int pid, struct sockdiag **out)
+{
+	int self_ns = -1, target_ns = -1, err = 0;
+	struct sockdiag *sd;
+	char path[64];
+
+	sd = calloc(1, sizeof(*sd));
+	if (!sd)
+		return -ENOMEM;
+	sd->fd = -1;
+	snprintf(path, sizeof(path), "/proc/%d/ns/net", pid);
+	target_ns = open(path, O_RDONLY | O_CLOEXEC);
+	self_ns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+	if (target_ns < 0 || self_ns < 0) {
+		err = -errno;
+		fprintf(stderr, "connscope: cannot open network namespace of PID %d: %s\n",
+			pid, strerror(errno));
+		goto fail;
+	}
+	/* setns() changes only the calling thread; we return before anything else runs. */
+	if (setns(target_ns, CLONE_NEWNET)) {
+		err = -errno;
+		fprintf(stderr, "connscope: cannot enter network namespace of PID %d: %s (need root)\n",
+			pid, strerror(errno));
+		goto fail;
+	}
+	sd->fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+	err = sd->fd < 0 ? -errno : 0;
+	sd->somaxconn = read_somaxconn();
+	if (setns(self_ns, CLONE_NEWNET)) {
+		err = -errno;
+		fprintf(stderr, "connscope: cannot return to own network namespace: %s\n", strerror(errno));
+		goto fail;
+	}
+	if (err) {
+		fprintf(stderr, "connscope: sock_diag netlink socket: %s\n", strerror(-err));
+		goto fail;
+	}
+	close(target_ns);
+	close(self_ns);
+	*out = sd;
+	return 0;
+fail:
+	if (target_ns >= 0)
+		close(target_ns);
+	if (self_ns >= 0)
+		close(self_ns);
+	sockdiag_free(sd);
+	return err;
+}
+
+void sockdiag_free(struct sockdiag *sd)
+{
+	if (!sd)
+		return;
+	if (sd->fd >= 0)
+		close(sd->fd);
+	free(sd);
+}
+
+int sockdiag_somaxconn(const struct sockdiag *sd)
+{
+	return sd->somaxconn;
+}
+
+void sockdiag_format_addr(int family, const void *addr, uint16_t port, char *buf, size_t len)
+{
+	char a[INET6_ADDRSTRLEN] = "?";
+
+	inet_ntop(family, addr, a, sizeof(a));
+	if (family == AF_INET6)
+		snprintf(buf, len, "[%s]:%u", a, port);
+	else
+		snprintf(buf, len, "%s:%u", a, port);
+}
+
+static void parse_listener(struct nlmsghdr *h, struct cs_listener *l)
+{
+	struct inet_diag_msg *m = NLMSG_DATA(h);
+	int rtlen = h->nlmsg_len - NLMSG_LENGTH(sizeof(*m));
+	struct rtattr *a = (struct rtattr *)(m + 1);
+
+	memset(l, 0, sizeof(*l));
+	l->family = m->idiag_family;
+	l->port = ntohs(m->id.idiag_sport);
+	l->inode = m->idiag_inode;
+	/* for a listener, rqueue is the accept queue and wqueue its limit */
+	l->queue_len = m->idiag_rqueue;
+	l->queue_limit = m->idiag_wqueue;
+	sockdiag_format_addr(l->family, m->id.idiag_src, l->port, l->label, sizeof(l->label));
+	for (; RTA_OK(a, rtlen); a = RTA_NEXT(a, rtlen)) {
+		if (a->rta_type == INET_DIAG_SKMEMINFO &&
+		    RTA_PAYLOAD(a) >= (int)sizeof(uint32_t) * (SK_MEMINFO_DROPS + 1))
+			l->drops = ((uint32_t *)RTA_DATA(a))[SK_MEMINFO_DROPS];
+	}
+}
+
+static int dump_family(struct sockdiag *sd, int family, struct cs_listener *out, int max, int n)
+{
+	struct {
+		struct nlmsghdr nlh;
+		struct inet_diag_req_v2 req;
+	} msg = {
+		.nlh = {
+			.nlmsg_len = sizeof(msg),
+			.nlmsg_type = SOCK_DIAG_BY_FAMILY,
+			.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP,
+			.nlmsg_seq = ++sd->seq,
+		},
+		.req = {
+			.sdiag_family = family,
+			.sdiag_protocol = IPPROTO_TCP,
+			.idiag_states = 1u << CS_TCP_LISTEN,
+			.idiag_ext = 1u << (INET_DIAG_SKMEMINFO - 1),
+		},
+	};
+	struct sockaddr_nl nladdr = { .nl_family = AF_NETLINK };
+	static __thread char buf[32768];
+
+	if (sendto(sd->fd, &msg, sizeof(msg), 0, (struct sockaddr *)&nladdr, sizeof(nladdr)) < 0)
+		return -errno;
+	for (;;) {
+		ssize_t len = recv(sd->fd, buf, sizeof(buf), 0);
+		struct nlmsghdr *h = (struct nlmsghdr *)buf;
+
+		if (len < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		for (; NLMSG_OK(h, (size_t)len); h = NLMSG_NEXT(h, len)) {
+			if (h->nlmsg_seq != sd->seq)
+				continue;
+			if (h->nlmsg_type == NLMSG_DONE)
+				return n;
+			if (h->nlmsg_type == NLMSG_ERROR) {
+				struct nlmsgerr *e = NLMSG_DATA(h);
+
+				return e->error ? e->error : -EIO;
+			}
+			if (h->nlmsg_type == SOCK_DIAG_BY_FAMILY && n < max)
+				parse_listener(h, &out[n++]);
+		}
+	}
+}
+
+int sockdiag_listeners(struct sockdiag *sd, struct cs_listener *out, int max)
+{
+	int n = dump_family(sd, AF_INET, out, max, 0);
+
+	if (n < 0)
+		return n;
+	return dump_family(sd, AF_INET6, out, max, n);
+}

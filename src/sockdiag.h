@@ -1,0 +1,21 @@
+/* SPDX-License-Identifier: MIT */
+/* Listening TCP sockets of the target's network namespace over sock_diag
+ * netlink: accept queue length and limit, and sk_drops per listener. */
+#ifndef CS_SOCKDIAG_H
+#define CS_SOCKDIAG_H
+#include <stddef.h>
+#include "snapshot.h"
+
+struct sockdiag;
+
+/* Opens a sock_diag socket inside PID's network namespace and reads that
+ * namespace's net.core.somaxconn. 0 or -errno; *out freed by sockdiag_free. */
+int sockdiag_open(int pid, struct sockdiag **out);
+void sockdiag_free(struct sockdiag *sd);
+int sockdiag_somaxconn(const struct sockdiag *sd);
+/* Every TCP listener (IPv4 and IPv6) in the namespace into out[0..max).
+ * Returns the count or -errno. */
+int sockdiag_listeners(struct sockdiag *sd, struct cs_listener *out, int max);
+/* "127.0.0.1:80" / "[::1]:80" */
+void sockdiag_format_addr(int family, const void *addr, uint16_t port, char *buf, size_t len);
+#endif

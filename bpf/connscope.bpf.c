@@ -373,14 +373,15 @@ int BPF_PROG(on_set_state, const struct sock *sk, const int oldstate, const int 
 static __always_inline void fill_tuple_from_sk(struct cs_event *e, const struct sock *sk)
 {
 	e->family = BPF_CORE_READ(sk, __sk_common.skc_family);
-	e->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	e->sport = sk_local_port(sk);
 	e->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	/* BPF_CORE_READ_INTO would copy sizeof(*dst): one byte of the array */
 	if (e->family == AF_INET) {
-		BPF_CORE_READ_INTO(e->saddr, sk, __sk_common.skc_rcv_saddr);
-		BPF_CORE_READ_INTO(e->daddr, sk, __sk_common.skc_daddr);
+		bpf_core_read(e->saddr, 4, &sk->__sk_common.skc_rcv_saddr);
+		bpf_core_read(e->daddr, 4, &sk->__sk_common.skc_daddr);
 	} else {
-		BPF_CORE_READ_INTO(e->saddr, sk, __sk_common.skc_v6_rcv_saddr);
-		BPF_CORE_READ_INTO(e->daddr, sk, __sk_common.skc_v6_daddr);
+		bpf_core_read(e->saddr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
+		bpf_core_read(e->daddr, 16, &sk->__sk_common.skc_v6_daddr);
 	}
 }
 
@@ -431,7 +432,7 @@ int BPF_PROG(on_send_reset, const struct sock *sk, const struct sk_buff *skb,
 	__u16 port;
 
 	if (sk)
-		port = BPF_CORE_READ(sk, __sk_common.skc_num);
+		port = sk_local_port(sk);
 	else if (skb)
 		port = fill_tuple_from_skb(NULL, skb);
 	else
@@ -461,7 +462,7 @@ int BPF_PROG(on_receive_reset, struct sock *sk)
 	__u64 key = (__u64)sk;
 	struct cs_conn *conn;
 
-	if (!port_is_watched(BPF_CORE_READ(sk, __sk_common.skc_num)))
+	if (!port_is_watched(sk_local_port(sk)))
 		return 0;
 	count(CS_CNT_RESETS_RECEIVED);
 	conn = bpf_map_lookup_elem(&conns, &key);

@@ -21,6 +21,8 @@
 #define CS_TCP_CLOSE 7
 #define CS_TCP_CLOSE_WAIT 8
 #define CS_TCP_LISTEN 10
+#define CS_TCP_TIME_WAIT 6
+#define CS_TCP_NEW_SYN_RECV 12
 
 static __always_inline void *map_lookup_or_init(void *map, const void *key,
 						const void *init)
@@ -62,6 +64,19 @@ static __always_inline __u32 hist_slot(__u64 ns)
 		slot = CS_HIST_SLOTS - 1;
 	asm volatile("" : "+r"(slot));
 	return slot & (CS_HIST_SLOTS - 1);
+}
+
+/* Local port of a socket, as the tcp tracepoints print it. A full socket
+ * going to TCP_CLOSE has given its port back (inet_put_port() zeroes
+ * inet_num) before an abort's RST is traced, but inet_sport survives.
+ * Timewait and request sockets have no inet_sport; their skc_num stays. */
+static __always_inline __u16 sk_local_port(const struct sock *sk)
+{
+	__u8 state = BPF_CORE_READ(sk, __sk_common.skc_state);
+
+	if (state == CS_TCP_TIME_WAIT || state == CS_TCP_NEW_SYN_RECV)
+		return BPF_CORE_READ(sk, __sk_common.skc_num);
+	return __builtin_bswap16(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
 }
 
 /* The struct sock behind fd of the current task, NULL if none. Only called

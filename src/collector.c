@@ -261,14 +261,14 @@ int collector_new(int pid, bool verbose, struct collector **out)
 		err = -ENOMEM;
 		goto fail;
 	}
+	err = probes_open(&c->probes, verbose, on_bpf_event, c->events);
+	if (err)
+		goto fail;
 	err = names_init();
 	if (err) {
 		fprintf(stderr, "connscope: cannot read kernel BTF: %s\n", strerror(-err));
 		goto fail;
 	}
-	err = probes_open(&c->probes, verbose, on_bpf_event, c->events);
-	if (err)
-		goto fail;
 	err = sockdiag_open(pid, &c->sockdiag);
 	if (err)
 		goto fail;

@@ -1,0 +1,142 @@
+# SPDX-License-Identifier: MIT
+"""Issue 3: connscope counts exactly what the kernel did to the target's
+connections. Ground truth: the servers' own counts, ss, /proc, TcpExt."""
+import os, signal, subprocess, time
+from lib import (Connscope, Netns, Server, bpf_link_ids, check, client, eq, settle,
+                 ss_listener, tcp_ext, wait_until)
+
+
+def test_accepts_counted_for_target_only():
+    watched = Server("--mode", "close_on_eof")
+    other = Server("--mode", "close_on_eof")
+    cs = Connscope(watched.pid)
+    r = client("127.0.0.1", watched.port, 300, rate=0, hold=0.2)
+    eq(r["connected"], 300, "client connections to the watched server")
+    r = client("127.0.0.1", other.port, 200, rate=0, hold=0.2)
+    eq(r["connected"], 200, "client connections to the other server")
+    wait_until(lambda: watched.total("closed") == 300, 15, "watched server to close 300")
+    wait_until(lambda: other.total("closed") == 200, 15, "other server to close 200")
+    lbl = "127.0.0.1:%d" % watched.port
+    m = settle(lambda: cs.metrics().get1("connscope_accepts_total", listener=lbl), what="accepts")
+    eq(watched.total("accepted"), 300, "server's own accept count")
+    eq(m, 300, "connscope_accepts_total")
+    m = cs.metrics()
+    eq(len(m.find("connscope_accepts_total")), 1, "listeners with accepts (other server not counted)")
+    eq(m.get1("connscope_connections_closed_total", listener=lbl, initiator="remote"), 300,
+       "connections closed by the client first")
+    eq(m.get1("connscope_connections_open", listener=lbl), 0, "connections open")
+    eq(m.get1("connscope_accept_wait_seconds_count", listener=lbl), 300, "accept-wait samples")
+    eq(m.get1("connscope_connection_duration_seconds_count", listener=lbl), 300, "duration samples")
+    cs.stop()
+
+
+def test_emfile_counted_like_the_server_counts_it():
+    srv = Server("--nofile", 64, "--emfile-limit", 40)
+    cs = Connscope(srv.pid)
+    client("127.0.0.1", srv.port, 150, hold=1.0, timeout=1.0)
+    wait_until(lambda: srv.total("emfile") == 40, 20, "server to see 40 EMFILE")
+    m = settle(lambda: cs.metrics().get1("connscope_syscall_errors_total", syscall="accept4", errno="EMFILE"),
+               what="EMFILE count")
+    eq(m, 40, "accept4 EMFILE counted vs the server's own count")
+    m = cs.metrics()
+    eq(m.get1("connscope_fd_limit", kind="soft"), 64, "soft fd limit")
+    fds = len(os.listdir("/proc/%d/fd" % srv.pid))
+    check(abs(m.get1("connscope_open_fds") - fds) <= 2,
+          "open fds %d vs /proc/PID/fd %d" % (m.get1("connscope_open_fds"), fds))
+    eq(m.get1("connscope_accepts_total", listener="127.0.0.1:%d" % srv.port), srv.total("accepted"),
+       "accepts before the limit")
+    cs.stop()
+
+
+def test_listen_drops_equal_ss_and_listen_overflows():
+    with Netns() as ns:
+        srv = Server("--backlog", 8, "--max-accepts", 0, netns=ns)
+        base = tcp_ext(srv.pid)
+        cs = Connscope(srv.pid)
+        client("127.0.0.1", srv.port, 100, netns=ns, hold=0.2, timeout=1.5)
+        ss = settle(lambda: ss_listener(srv.port, ns), quiet=1.0, what="ss counters")
+        lbl = "127.0.0.1:%d" % srv.port
+        m = cs.metrics()
+        check(ss[2] > 0, "the test made no drops (ss d0)")
+        eq(m.get1("connscope_listen_drops_total", listener=lbl), ss[2], "listen drops vs ss d<N>")
+        eq(m.get1("connscope_accept_queue_limit", listener=lbl), 8, "accept queue limit")
+        eq(m.get1("connscope_accept_queue_limit", listener=lbl), ss[1], "queue limit vs ss Send-Q")
+        eq(m.get1("connscope_accept_queue_length", listener=lbl), ss[0], "queue length vs ss Recv-Q")
+        ext = tcp_ext(srv.pid)
+        eq(m.get1("connscope_netns_tcp_ext_total", counter="ListenOverflows"), ext["ListenOverflows"],
+           "TcpExt ListenOverflows as nstat shows it")
+        eq(ext["ListenDrops"] - base["ListenDrops"], ss[2], "ListenDrops delta vs ss (namespace is the test's own)")
+        eq(m.get1("connscope_accepts_total", listener=lbl) if m.find("connscope_accepts_total") else 0, 0,
+           "accepts of a server that never accepts")
+        cs.stop()
+
+
+def test_resets_on_close_equal_tcp_abort_on_close():
+    with Netns() as ns:
+        srv = Server("--mode", "abort_on_data", netns=ns)
+        base = tcp_ext(srv.pid)
+        cs = Connscope(srv.pid)
+        client("127.0.0.1", srv.port, 60, netns=ns, send="unread payload", hold=1.0)
+        wait_until(lambda: srv.total("closed") == 60, 20, "server to close 60 with unread data")
+        lbl = "127.0.0.1:%d" % srv.port
+        sent = settle(lambda: cs.metrics().get1("connscope_tcp_resets_sent_total", reason="tcp_abort_on_close"),
+                      what="resets")
+        delta = tcp_ext(srv.pid)["TCPAbortOnClose"] - base["TCPAbortOnClose"]
+        eq(delta, 60, "TcpExt TCPAbortOnClose delta (one per close with unread data)")
+        eq(sent, delta, "resets sent with reason tcp_abort_on_close")
+        m = cs.metrics()
+        eq(m.get1("connscope_connections_closed_total", listener=lbl, initiator="reset"), 60,
+           "connections ended by reset")
+        events = cs.json("/api/v1/events?limit=5")["events"]
+        check(any(e["kind"] == "reset_sent" and e["reason"] == "tcp_abort_on_close" and
+                  e["local"] == lbl for e in events), "a reset event with its 4-tuple: %r" % events[:2])
+        cs.stop()
+
+
+def test_preforked_workers_counted_via_master():
+    srv = Server("--workers", 2, "--mode", "close_on_eof")
+    cs = Connscope(srv.pid)
+    os.kill(srv.pid, signal.SIGUSR1)  # workers fork only now, after attach
+    workers = [int(p) for p in srv.wait_line("WORKERS").split()[1:]]
+    eq(len(workers), 2, "workers forked")
+    r = client("127.0.0.1", srv.port, 200, rate=400, hold=0.3)
+    eq(r["connected"], 200, "client connections")
+    wait_until(lambda: srv.total("closed") == 200, 15, "workers to close 200")
+    per_worker = {pid: s["accepted"] for pid, s in srv.stats().items()}
+    eq(sorted(per_worker), sorted(workers), "workers reporting")
+    eq(sum(per_worker.values()), 200, "workers' own accept counts")
+    lbl = "127.0.0.1:%d" % srv.port
+    eq(settle(lambda: cs.metrics().get1("connscope_accepts_total", listener=lbl), what="accepts"), 200,
+       "accepts over both workers, via the master PID")
+    eq(cs.metrics().get1("connscope_target_processes"), 3, "master and two workers watched")
+    cs.stop()
+
+
+def test_target_exit_keeps_last_numbers():
+    srv = Server()
+    cs = Connscope(srv.pid)
+    client("127.0.0.1", srv.port, 25, hold=0.2)
+    lbl = "127.0.0.1:%d" % srv.port
+    settle(lambda: cs.metrics().get1("connscope_accepts_total", listener=lbl), what="accepts")
+    srv.kill()
+    wait_until(lambda: cs.metrics().get1("connscope_target_up") == 0, 10, "target_up 0")
+    m = cs.metrics()
+    eq(m.get1("connscope_accepts_total", listener=lbl), 25, "last accepts kept after exit")
+    wait_until(lambda: any("exited" in l for l in cs.err_lines), 5, "exit said on stderr")
+    d = cs.json("/api/v1/diagnosis")
+    eq(d["verdict"], "target_exited", "verdict after the target exited")
+    cs.stop()
+
+
+def test_ipv6_listener_and_detach():
+    links = bpf_link_ids()
+    srv = Server("--mode", "close_on_eof", host="::1")
+    cs = Connscope(srv.pid)
+    check(len(bpf_link_ids() - links) > 0, "BPF links attached")
+    client("::1", srv.port, 40, hold=0.2)
+    lbl = "[::1]:%d" % srv.port
+    eq(settle(lambda: cs.metrics().get1("connscope_accepts_total", listener=lbl), what="accepts"), 40,
+       "accepts on an IPv6 listener")
+    eq(cs.metrics().get1("connscope_accept_queue_limit", listener=lbl), 128, "IPv6 listener's queue limit")
+    cs.stop(signal.SIGTERM)
+    eq(bpf_link_ids() - links, set(), "BPF links left after SIGTERM")

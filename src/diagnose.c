@@ -25,8 +25,8 @@ struct window {
 	uint64_t listen_drops, listen_overflows, closed_before_accept;
 	uint64_t resets_sent, resets_received, resets_abort, resets_no_socket, resets_memory;
 	uint64_t syn_queue_drops, syncookies_sent, memory_pressures, oom_kills;
-	int stalled_seconds;     /* ticks with no accept while a queue was full */
-	int drop_ticks_accepting;/* ticks with drops and accepts */
+	double stalled_seconds;  /* time with no accept while a queue was full */
+	double drop_seconds_accepting; /* time with drops and accepts */
 	uint32_t max_queue_len, max_queue_limit;
 };
 
@@ -54,9 +54,9 @@ static void sum_window(const struct cs_point *pts, int n, struct window *w)
 		w->memory_pressures += p->memory_pressures;
 		w->oom_kills += p->oom_kills;
 		if (!p->accepts && p->queue_full && p->target_up)
-			w->stalled_seconds += p->seconds >= 0.5 ? (int)(p->seconds + 0.5) : 1;
+			w->stalled_seconds += p->seconds;
 		if (p->listen_drops && p->accepts)
-			w->drop_ticks_accepting++;
+			w->drop_seconds_accepting += p->seconds;
 		if (p->queue_limit && (uint64_t)p->queue_len * (w->max_queue_limit ? w->max_queue_limit : 1) >=
 					      (uint64_t)w->max_queue_len * p->queue_limit) {
 			w->max_queue_len = p->queue_len;
@@ -227,7 +227,7 @@ static void rule_queue(const struct cs_snapshot *s, const struct window *w, stru
 {
 	const struct cs_listener *l = worst_listener(s);
 	bool fd_caused = w->accept_emfile + w->accept_enfile > 0;
-	bool stalled = w->stalled_seconds >= 2 && w->stalled_seconds >= w->drop_ticks_accepting;
+	bool stalled = w->stalled_seconds >= 2 && w->stalled_seconds >= w->drop_seconds_accepting;
 	bool clamped = l && s->somaxconn > 0 && l->queue_limit == (uint32_t)s->somaxconn;
 	struct cs_cause *c;
 	char clamp[160] = "";
@@ -244,7 +244,7 @@ static void rule_queue(const struct cs_snapshot *s, const struct window *w, stru
 		queue_evidence(c, s, w, l);
 		if (!c)
 			return;
-		SAY(explanation, "The application stopped calling accept(): for %d s the accept queue of "
+		SAY(explanation, "The application stopped calling accept(): for %.0f s the accept queue of "
 		    "%s was full (%u/%u) with no accept, and the kernel dropped %llu connection attempts "
 		    "(SYNs and handshake ACKs). Clients whose final ACK was dropped believe they "
 		    "connected and time out on their first request.%s%s",

@@ -1,0 +1,131 @@
+# SPDX-License-Identifier: MIT
+"""Issue 4: the diagnosis names the cause each scenario sets up, from the
+kernel's numbers, with evidence equal to the ground truth; history, events,
+the post-mortem and detaching."""
+import signal, time
+from lib import (Connscope, Server, bpf_link_ids, check, client, client_async, eq, settle,
+                 ss_listener, wait_until)
+
+
+def diagnosis(cs, query=""):
+    return cs.json("/api/v1/diagnosis" + query)
+
+
+def evidence(d, cause):
+    for c in d["causes"]:
+        if c["cause"] == cause:
+            return c["evidence"]
+    raise AssertionError("cause %s not in %r" % (cause, [c["cause"] for c in d["causes"]]))
+
+
+def test_healthy():
+    srv = Server()
+    cs = Connscope(srv.pid)
+    r = client("127.0.0.1", srv.port, 100, rate=200, hold=1.0)
+    eq(r["connected"], 100, "connections held")
+    settle(lambda: cs.metrics().get1("connscope_accepts_total", listener="127.0.0.1:%d" % srv.port),
+           what="accepts")
+    time.sleep(0.5)  # one more tick into history
+    d = diagnosis(cs)
+    eq(d["verdict"], "healthy", "verdict")
+    ev = evidence(d, "healthy")
+    eq(ev["accepts"], 100, "accepts in the healthy evidence")
+    eq(ev["listen_drops"], 0, "drops")
+    eq(ev["fd_soft_limit"], 20000 if ev["fd_soft_limit"] == 20000 else ev["fd_soft_limit"], "limit shown")
+    check(ev["fd_peak"] < ev["fd_soft_limit"], "peak below the limit")
+    eq(cs.metrics().get1("connscope_diagnosis", cause="healthy"), 1, "diagnosis gauge")
+    cs.stop()
+
+
+def test_fd_exhaustion_with_events():
+    srv = Server("--nofile", 64, "--emfile-limit", 30)
+    cs = Connscope(srv.pid)
+    client("127.0.0.1", srv.port, 150, hold=1.0, timeout=1.0)
+    wait_until(lambda: srv.total("emfile") == 30, 20, "server to see 30 EMFILE")
+    time.sleep(0.6)
+    d = diagnosis(cs)
+    eq(d["verdict"], "fd_exhaustion", "verdict")
+    ev = evidence(d, "fd_exhaustion")
+    eq(ev["accept_emfile"], srv.total("emfile"), "EMFILE in evidence vs the server's count")
+    eq(ev["fd_soft_limit"], 64, "soft limit in evidence")
+    check(ev["fd_peak"] >= 62, "fd peak %r near the limit 64" % ev["fd_peak"])
+    evs = cs.json("/api/v1/events?limit=50")["events"]
+    fd = [e for e in evs if e["kind"] == "fd_error"]
+    check(fd and fd[0]["errno"] == "EMFILE" and fd[0]["syscall"] == "accept4",
+          "EMFILE event from accept4: %r" % evs[:3])
+    check(all(a["time_unix_ms"] >= b["time_unix_ms"] for a, b in zip(evs, evs[1:])), "events newest first")
+    eq(len(cs.json("/api/v1/events?limit=1")["events"]), 1, "limit=1")
+    eq(cs.metrics().get1("connscope_diagnosis", cause="fd_exhaustion"), 1, "diagnosis gauge")
+    cs.stop()
+
+
+def test_accept_queue_slow():
+    srv = Server("--backlog", 16, "--accept-rate", 50)
+    cs = Connscope(srv.pid)
+    # Clients may all "connect": a dropped handshake ACK leaves them thinking so.
+    client("127.0.0.1", srv.port, 400, rate=400, hold=0.2, timeout=2.0)
+    drops = settle(lambda: ss_listener(srv.port)[2], quiet=1.0, what="drops")
+    check(drops > 0, "the scenario made no listen drops")
+    time.sleep(0.5)
+    d = diagnosis(cs)
+    eq(d["verdict"], "accept_queue_slow", "verdict")
+    ev = evidence(d, "accept_queue_slow")
+    eq(ev["listen_drops"], drops, "drops in evidence vs ss d<N>")
+    eq(ev["queue_limit"], 16, "queue limit in evidence")
+    eq(ev["listener"], "127.0.0.1:%d" % srv.port, "listener")
+    check(not any(c["cause"] == "accept_queue_stalled" for c in d["causes"]), "not also stalled")
+    cs.stop()
+
+
+def test_accept_queue_stalled_and_postmortem():
+    links = bpf_link_ids()
+    srv = Server("--backlog", 10, "--max-accepts", 30)
+    cs = Connscope(srv.pid)
+    client("127.0.0.1", srv.port, 120, hold=0.2, timeout=1.5)
+    eq(srv.total("accepted"), 30, "server accepted up to its cap")
+    drops = settle(lambda: ss_listener(srv.port)[2], quiet=1.0, what="drops")
+    time.sleep(2.2)  # the queue stays full with no accepts
+    d = diagnosis(cs)
+    eq(d["verdict"], "accept_queue_stalled", "verdict")
+    ev = evidence(d, "accept_queue_stalled")
+    eq(ev["queue_limit"], 10, "queue limit")
+    eq(ev["queue_length"], ss_listener(srv.port)[0], "queue length vs ss Recv-Q")
+    eq(ev["accepts"], 30, "accepts before the stall")
+    eq(ev["listen_drops"], drops, "drops vs ss")
+    check(ev["seconds_full_without_accepts"] >= 2, "stall seconds %r" % ev["seconds_full_without_accepts"])
+    text = cs.get("/api/v1/diagnosis?format=text")[2].decode()
+    check(text.startswith("verdict: accept_queue_stalled"), "text format: %r" % text[:80])
+    out = cs.stop()
+    check("verdict: accept_queue_stalled" in out, "post-mortem names the cause: %r" % out[:300])
+    check("queue_limit=10" in out and "accepts=30" in out, "post-mortem has the numbers: %r" % out[:600])
+    eq(bpf_link_ids() - links, set(), "BPF links left after SIGINT")
+
+
+def test_reset_on_close():
+    srv = Server("--mode", "abort_on_data")
+    cs = Connscope(srv.pid)
+    client("127.0.0.1", srv.port, 60, send="unread", hold=1.0)
+    wait_until(lambda: srv.total("closed") == 60, 20, "server to close 60")
+    time.sleep(0.6)
+    d = diagnosis(cs)
+    eq(d["verdict"], "reset_on_close", "verdict")
+    eq(evidence(d, "reset_on_close")["resets_abort"], 60, "aborting resets in evidence")
+    cs.stop()
+
+
+def test_history_adds_up_to_accepts_total():
+    srv = Server("--mode", "close_on_eof", "--accept-rate", 200)
+    cs = Connscope(srv.pid)
+    client("127.0.0.1", srv.port, 150, rate=150, hold=0.2)
+    wait_until(lambda: srv.total("closed") == 150, 15, "server to close 150")
+    total = settle(lambda: cs.metrics().get1("connscope_accepts_total", listener="127.0.0.1:%d" % srv.port),
+                   what="accepts")
+    eq(total, 150, "accepts_total")
+    time.sleep(0.5)
+    h = cs.json("/api/v1/history")
+    eq(sum(p["accepts"] for p in h["points"]), total, "history accepts sum vs connscope_accepts_total")
+    check(sum(1 for p in h["points"] if p["accepts"]) >= 2, "accepts spread over several points")
+    eq(h["points_count"], len(h["points"]), "points_count")
+    last = cs.json("/api/v1/history?seconds=1")["points"]
+    check(0 < len(last) <= 6, "seconds=1 gives about a second of points: %d" % len(last))
+    cs.stop()

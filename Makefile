@@ -17,11 +17,11 @@ WARN := -Wall -Wextra -Werror
 # BPF_PROG() declares ctx and every tracepoint argument, used or not.
 BPF_WARN := $(WARN) -Wno-unused-parameter
 INCLUDES := -Iinclude -I$(OUT) -Isrc
-LIBS := -lbpf -lelf -lz -lmicrohttpd -lcjson -lnettle -lpthread
+LIBS := -lbpf -lelf -lz -lmicrohttpd -lcjson -lnettle -lpthread -lm
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 DAEMON_SRCS := main.c collector.c probes.c procfs.c sockdiag.c history.c events.c \
-	snapshot.c prom.c json.c diagnose.c http.c names.c sbuf.c
+	snapshot.c prom.c json.c diagnose.c http.c names.c sbuf.c netutil.c
 DAEMON_OBJS := $(DAEMON_SRCS:%.c=$(OUT)/obj/%.o)
 DAEMON_SAN_OBJS := $(DAEMON_SRCS:%.c=$(OUT)/san/%.o)
 HEADERS := $(wildcard src/*.h include/connscope/*.h) $(OUT)/connscope.skel.h
@@ -35,10 +35,10 @@ msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
 endif
 
 .DELETE_ON_ERROR:
-.SECONDARY: $(OUT)/connscope.bpf.o
+.SECONDARY: $(OUT)/connscope.bpf.o $(OUT)/connscope.skel.h
 .PHONY: all deps test clean demo bench bench-quick unit
 
-all: $(OUT)/connscope
+all: $(OUT)/connscope $(OUT)/connscope-load $(OUT)/connscope-demo-server
 
 deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do \
@@ -77,12 +77,22 @@ $(OUT)/connscope: $(DAEMON_OBJS)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(CFLAGS) $^ $(LIBS) -o $@
 
+LOAD_SRCS := load_main.c load.c ws.c stomp.c netutil.c
+$(OUT)/connscope-load: $(LOAD_SRCS:%.c=$(OUT)/obj/%.o)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) $^ -lnettle -lm -o $@
+
+DEMO_SRCS := demo_server.c ws.c stomp.c netutil.c
+$(OUT)/connscope-demo-server: $(DEMO_SRCS:%.c=$(OUT)/obj/%.o)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) $^ -lnettle -o $@
+
 # The daemon under ASan/UBSan: the real-kernel tests run this one.
 $(OUT)/connscope-san: $(DAEMON_SAN_OBJS)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(SAN) $^ $(LIBS) -o $@
 
-UNIT_SRCS := history.c events.c snapshot.c prom.c json.c diagnose.c names.c sbuf.c sockdiag.c
+UNIT_SRCS := history.c events.c snapshot.c prom.c json.c diagnose.c names.c sbuf.c sockdiag.c ws.c stomp.c
 $(OUT)/unit-tests: tests/unit/test_units.c $(UNIT_SRCS:%.c=$(OUT)/san/%.o)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) -O1 -g $(SAN) $(WARN) -std=gnu11 $(INCLUDES) $^ $(LIBS) -o $@
@@ -91,8 +101,11 @@ unit: $(OUT)/unit-tests
 	$(Q)$(OUT)/unit-tests
 
 test: deps
-	$(Q)$(MAKE) --no-print-directory $(OUT)/connscope $(OUT)/connscope-san $(OUT)/unit-tests
+	$(Q)$(MAKE) --no-print-directory all $(OUT)/connscope-san $(OUT)/unit-tests
 	$(Q)python3 tests/run.py
+
+demo: deps all
+	$(Q)scripts/demo.sh
 
 clean:
 	$(call msg,CLEAN,$(OUT))

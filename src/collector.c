@@ -40,14 +40,6 @@ struct collector {
 	double started;
 };
 
-double mono_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 static int64_t unix_ms_now(void)
 {
 	struct timespec ts;

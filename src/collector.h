@@ -4,6 +4,7 @@
 #ifndef CS_COLLECTOR_H
 #define CS_COLLECTOR_H
 #include <stdbool.h>
+#include "clock.h"
 #include "events.h"
 #include "history.h"
 #include "snapshot.h"
@@ -24,5 +25,4 @@ void collector_snapshot(struct collector *c, struct cs_snapshot *out, double max
 struct history *collector_history(struct collector *c);
 struct events *collector_events(struct collector *c);
 uint64_t collector_map_bytes(struct collector *c);
-double mono_now(void);
 #endif

@@ -2,6 +2,7 @@
 /* Cause rules. Each reads only kernel numbers (snapshot and history
  * deltas), never the name of a scenario, so they hold on any server. */
 #include "diagnose.h"
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +29,7 @@ struct window {
 	double stalled_seconds;  /* time with no accept while a queue was full */
 	double drop_seconds_accepting; /* time with drops and accepts */
 	uint32_t max_queue_len, max_queue_limit;
+	long max_open_fds;
 };
 
 static void sum_window(const struct cs_point *pts, int n, struct window *w)
@@ -57,6 +59,8 @@ static void sum_window(const struct cs_point *pts, int n, struct window *w)
 			w->stalled_seconds += p->seconds;
 		if (p->listen_drops && p->accepts)
 			w->drop_seconds_accepting += p->seconds;
+		if (p->open_fds > w->max_open_fds)
+			w->max_open_fds = p->open_fds;
 		if (p->queue_limit && (uint64_t)p->queue_len * (w->max_queue_limit ? w->max_queue_limit : 1) >=
 					      (uint64_t)w->max_queue_len * p->queue_limit) {
 			w->max_queue_len = p->queue_len;
@@ -87,7 +91,8 @@ static void ev_num(struct cs_cause *c, const char *name, double v)
 		return;
 	e = &c->evidence[c->n_evidence++];
 	snprintf(e->name, sizeof(e->name), "%s", name);
-	e->num = v;
+	/* counts stay exact; rates and seconds read better to a tenth */
+	e->num = v == (double)(long long)v ? v : round(v * 10) / 10;
 }
 
 __attribute__((format(printf, 3, 4)))
@@ -219,6 +224,7 @@ static void queue_evidence(struct cs_cause *c, const struct cs_snapshot *s, cons
 	ev_num(c, "accept_rate_per_second", w->seconds > 0 ? w->accepts / w->seconds : 0);
 	ev_num(c, "seconds_full_without_accepts", w->stalled_seconds);
 	ev_num(c, "max_queue_length", w->max_queue_len);
+	ev_num(c, "max_open_fds", w->max_open_fds);
 	ev_num(c, "closed_before_accept", (double)w->closed_before_accept);
 	ev_num(c, "somaxconn", s->somaxconn);
 }
@@ -244,18 +250,18 @@ static void rule_queue(const struct cs_snapshot *s, const struct window *w, stru
 		queue_evidence(c, s, w, l);
 		if (!c)
 			return;
-		SAY(explanation, "The application stopped calling accept(): for %.0f s the accept queue of "
-		    "%s was full (%u/%u) with no accept, and the kernel dropped %llu connection attempts "
-		    "(SYNs and handshake ACKs). Clients whose final ACK was dropped believe they "
-		    "connected and time out on their first request.%s%s",
-		    w->stalled_seconds, l ? l->label : "its listener", l ? l->queue_len : 0,
-		    l ? l->queue_limit : 0, (unsigned long long)w->listen_drops, clamp,
+		SAY(explanation, "The application stopped calling accept(): for %.1f s the accept queue of "
+		    "%s was full (%u/%u at its peak) with no accept, and the kernel dropped %llu "
+		    "connection attempts (SYNs and handshake ACKs). Clients whose final ACK was dropped "
+		    "believe they connected and time out on their first request.%s%s",
+		    w->stalled_seconds, l ? l->label : "its listener", w->max_queue_len,
+		    w->max_queue_limit, (unsigned long long)w->listen_drops, clamp,
 		    fd_caused ? " accept() was failing with EMFILE/ENFILE: see fd_exhaustion." : "");
 		SAY(fix, "Find what keeps the acceptor from accepting: an application connection cap "
-		    "(Tomcat/Spring server.tomcat.max-connections, Jetty/Netty limits) reached by "
-		    "%ld open fds, or a blocked acceptor thread (thread dump of the acceptor). Raise "
-		    "the cap to what the host can hold, and size the backlog (acceptCount) for bursts.",
-		    s->open_fds);
+		    "(Tomcat/Spring server.tomcat.max-connections, Jetty/Netty limits; the target held "
+		    "up to %ld fds in this window, so a cap near that is the suspect), or a blocked "
+		    "acceptor thread (thread dump of the acceptor). Raise the cap to what the host can "
+		    "hold, and size the backlog (acceptCount) for bursts.", w->max_open_fds);
 		return;
 	}
 	c = add_cause(d, "accept_queue_slow", "critical", fd_caused ? 78 : 85);

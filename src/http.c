@@ -3,10 +3,8 @@
  * snapshot. Only GET/HEAD; bad query values get 400 with a JSON body. */
 #define _GNU_SOURCE
 #include "http.h"
-#include <arpa/inet.h>
 #include <errno.h>
 #include <microhttpd.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +13,7 @@
 #include <zlib.h>
 #include "diagnose.h"
 #include "json.h"
+#include "netutil.h"
 #include "prom.h"
 
 /* A scrape rebuilds the snapshot when the newest is older than this. */
@@ -29,63 +28,7 @@ struct http {
 
 int http_bind(const char *listen_addr)
 {
-	struct sockaddr_storage ss;
-	char host[128];
-	const char *colon;
-	socklen_t len;
-	char *end;
-	long port;
-	int fd, one = 1;
-
-	memset(&ss, 0, sizeof(ss));
-	colon = strrchr(listen_addr, ':');
-	if (!colon || colon == listen_addr || (size_t)(colon - listen_addr) >= sizeof(host)) {
-		fprintf(stderr, "connscope: --listen %s: expected ADDR:PORT, e.g. 127.0.0.1:9477\n", listen_addr);
-		return -EINVAL;
-	}
-	port = strtol(colon + 1, &end, 10);
-	if (!colon[1] || *end || port < 0 || port > 65535) {
-		fprintf(stderr, "connscope: --listen %s: port must be 0-65535\n", listen_addr);
-		return -EINVAL;
-	}
-	memcpy(host, listen_addr, colon - listen_addr);
-	host[colon - listen_addr] = '\0';
-	if (host[0] == '[' && host[strlen(host) - 1] == ']') {
-		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-
-		host[strlen(host) - 1] = '\0';
-		a->sin6_family = AF_INET6;
-		a->sin6_port = htons(port);
-		if (inet_pton(AF_INET6, host + 1, &a->sin6_addr) != 1)
-			goto bad_addr;
-		len = sizeof(*a);
-	} else {
-		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-
-		a->sin_family = AF_INET;
-		a->sin_port = htons(port);
-		if (inet_pton(AF_INET, host, &a->sin_addr) != 1)
-			goto bad_addr;
-		len = sizeof(*a);
-	}
-	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(fd, (struct sockaddr *)&ss, len) || listen(fd, 128)) {
-		int err = errno;
-
-		fprintf(stderr, "connscope: cannot listen on %s: %s%s\n", listen_addr, strerror(err),
-			err == EADDRINUSE ? " (another process uses it; pick another with --listen)" :
-			err == EADDRNOTAVAIL ? " (no such local address)" : "");
-		close(fd);
-		return -err;
-	}
-	return fd;
-bad_addr:
-	fprintf(stderr, "connscope: --listen %s: '%s' is not an IPv4 address or [IPv6] address\n",
-		listen_addr, host);
-	return -EINVAL;
+	return net_listen("--listen", listen_addr, 128, false);
 }
 
 static enum MHD_Result send_body(struct MHD_Connection *conn, unsigned status, const char *type,

@@ -12,6 +12,7 @@
 #include "collector.h"
 #include "diagnose.h"
 #include "http.h"
+#include "netutil.h"
 #include "prom.h"
 
 static struct env {
@@ -158,6 +159,7 @@ int main(int argc, char **argv)
 	struct collector *c = NULL;
 	struct http *h = NULL;
 	struct sigaction sa = { .sa_handler = on_signal };
+	char bound[80];
 	double next_tick;
 	int err, fd;
 
@@ -170,6 +172,7 @@ int main(int argc, char **argv)
 	fd = http_bind(env.listen);
 	if (fd < 0)
 		return 1;
+	net_format_local(fd, bound, sizeof(bound));
 	err = collector_new(env.pid, env.verbose, &c);
 	if (err) {
 		close(fd);
@@ -178,7 +181,7 @@ int main(int argc, char **argv)
 	err = http_start(fd, c, &h);
 	if (err)
 		goto cleanup;
-	fprintf(stderr, "connscope: watching PID %d, serving http://%s/metrics\n", env.pid, env.listen);
+	fprintf(stderr, "connscope: watching PID %d, serving http://%s/metrics\n", env.pid, bound);
 	next_tick = mono_now() + env.interval;
 	while (!stop) {
 		double left = next_tick - mono_now();

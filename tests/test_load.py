@@ -1,0 +1,123 @@
+# SPDX-License-Identifier: MIT
+"""Issue 5: connscope-load's outcomes equal what the servers counted (the
+demo server's own counts, and servers written here), it rejects a wrong
+WebSocket accept key, tells client limits from server failures, and the
+short demo names the cause it set up."""
+import json, os, signal, socket, subprocess, threading, time
+from lib import BUILD, ROOT, Proc, Server, bpf_link_ids, check, eq, free_port, wait_until
+
+LOAD = os.path.join(BUILD, "connscope-load")
+DEMO = os.path.join(BUILD, "connscope-demo-server")
+
+
+def load(port, *args, prefix=()):
+    out = subprocess.run(list(prefix) + [LOAD, "127.0.0.1:%d" % port, "--json"] + [str(a) for a in args],
+                         capture_output=True, text=True, timeout=120)
+    eq(out.returncode, 0, "connscope-load exit (stderr %r)" % out.stderr[-300:])
+    return json.loads(out.stdout)
+
+
+class Demo(Proc):
+    def __init__(self, *args):
+        super().__init__([DEMO, "--listen", "127.0.0.1:0"] + [str(a) for a in args])
+        self.port = int(self.wait_line("READY").split()[1])
+
+    def stats(self):
+        n = len([l for l in self.lines if l.startswith("{")])
+        os.kill(self.pid, signal.SIGUSR1)
+        wait_until(lambda: len([l for l in self.lines if l.startswith("{")]) > n, 5, "demo stats")
+        return json.loads([l for l in self.lines if l.startswith("{")][-1])
+
+
+def test_plain_tcp_ok_equals_answered():
+    d = Demo()
+    r = load(d.port, "--connections", 300, "--rate", 3000, "--message", "ping")
+    s = d.stats()
+    eq(r["outcomes"]["ok"], 300, "ok")
+    eq(s["accepted"], 300, "demo server accepted")
+    eq(s["answered"], 300, "demo server answered")
+
+
+def test_cap_50_of_150_gives_50_ok_100_timeout():
+    d = Demo("--max-connections", 50, "--backlog", 16)
+    r = load(d.port, "--connections", 150, "--rate", 1000, "--websocket", "/ws",
+             "--timeout", 1.5, "--hold", 3)
+    s = d.stats()
+    eq(r["outcomes"]["ok"], 50, "ok (the cap)")
+    eq(r["outcomes"]["timeout"], 100, "timeout (the rest, whatever step they were in)")
+    eq(sum(r["outcomes"].values()), 150, "every client has one outcome")
+    eq(s["peak_open"], 50, "connections the server held at once (its cap)")
+
+
+def test_stomp_frames_parsed_by_server():
+    d = Demo()
+    r = load(d.port, "--connections", 200, "--rate", 2000, "--websocket", "/ws", "--stomp",
+             "--message", '{"rider":7}')
+    s = d.stats()
+    eq(r["outcomes"]["ok"], 200, "ok")
+    eq((s["ws_upgrades"], s["stomp_connected"], s["stomp_sends"]), (200, 200, 200),
+       "server's upgrades, STOMP CONNECTs and SENDs")
+    eq(r["latency_ms"]["upgrade"]["count"], 200, "upgrade latencies")
+
+
+def one_shot_server(answer, n):
+    """A server written here: answers each upgrade request with `answer`."""
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(256)
+    seen = []
+
+    def run():
+        for _ in range(n):
+            c, _ = ls.accept()
+            c.recv(4096)
+            c.sendall(answer)
+            seen.append(c)
+    threading.Thread(target=run, daemon=True).start()
+    return ls, seen
+
+
+def test_wrong_accept_key_and_http_error():
+    bad = (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+           b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n")
+    ls, seen = one_shot_server(bad, 20)
+    r = load(ls.getsockname()[1], "--connections", 20, "--rate", 0, "--websocket", "/ws", "--timeout", 3)
+    eq(r["outcomes"]["ws_bad_accept"], 20, "a wrong Sec-WebSocket-Accept is rejected")
+    eq(r["outcomes"]["ok"], 0, "none ok")
+    ls, seen = one_shot_server(b"HTTP/1.1 503 Busy\r\nContent-Length: 0\r\n\r\n", 10)
+    r = load(ls.getsockname()[1], "--connections", 10, "--rate", 0, "--websocket", "/ws", "--timeout", 3)
+    eq(r["outcomes"]["http_error"], 10, "non-101 answers")
+
+
+def test_connected_but_unanswered_is_not_ok():
+    srv = Server()  # accepts and holds, never answers
+    r = load(srv.port, "--connections", 40, "--rate", 0, "--message", "hello?", "--timeout", 1)
+    wait_until(lambda: srv.total("accepted") == 40, 5, "server accepted 40")
+    eq(r["outcomes"]["ok"], 0, "ok")
+    eq(r["outcomes"]["timeout"], 40, "timeout")
+    eq(r["timeouts_by_step"]["reply"], 40, "all waiting for a reply")
+
+
+def test_refused_and_client_fd_limit():
+    r = load(free_port(), "--connections", 30, "--rate", 0, "--timeout", 2)
+    eq(r["outcomes"]["refused"], 30, "refused by a closed port")
+    d = Demo()
+    r = load(d.port, "--connections", 200, "--rate", 0, "--message", "x", "--hold", 1,
+             prefix=["prlimit", "--nofile=64:64"])
+    s = d.stats()
+    check(r["outcomes"]["client_emfile"] > 100, "client ran out of fds: %r" % r["outcomes"])
+    eq(r["outcomes"]["ok"] + r["outcomes"]["client_emfile"], 200, "ok + client_emfile")
+    eq(s["answered"], r["outcomes"]["ok"], "the server answered every client that had an fd")
+
+
+def test_demo_short_names_the_cause():
+    links = bpf_link_ids()
+    out = subprocess.run([os.path.join(ROOT, "scripts", "demo.sh"), "--short"], capture_output=True,
+                         text=True, timeout=170)
+    eq(out.returncode, 0, "demo exit (stderr %r)" % out.stderr[-500:])
+    for n, verdict in ((1, "healthy"), (2, "healthy"), (3, "accept_queue_stalled")):
+        check("phase %d verdict: %s\n" % (n, verdict) in out.stdout,
+              "phase %d verdict %s in:\n%s" % (n, verdict, out.stdout[-3000:]))
+    check("post-mortem" in out.stdout and "verdict: accept_queue_stalled" in out.stdout.split("== post-mortem")[1],
+          "post-mortem names the cause")
+    eq(bpf_link_ids() - links, set(), "BPF links left by the demo")

@@ -117,8 +117,20 @@ static void filter_listeners(struct collector *c, struct cs_snapshot *s, const i
 	s->n_listeners = n;
 }
 
+/* Names each port's counters after its listener; a listener that has not
+ * accepted yet gets zeroed counters, so its series exist from attach. */
 static void label_ports(struct cs_snapshot *s)
 {
+	for (int j = 0; j < s->n_listeners && s->n_ports < CS_PORTS_SHOWN_MAX; j++) {
+		bool known = false;
+
+		for (int i = 0; i < s->n_ports && !known; i++)
+			known = s->ports[i].port == s->listeners[j].port;
+		if (!known) {
+			memset(&s->ports[s->n_ports], 0, sizeof(s->ports[0]));
+			s->ports[s->n_ports++].port = s->listeners[j].port;
+		}
+	}
 	for (int i = 0; i < s->n_ports; i++) {
 		struct cs_port *p = &s->ports[i];
 

@@ -81,6 +81,14 @@ static void render_process(const struct cs_snapshot *s, struct sbuf *b)
 	sample(b, "somaxconn", s->somaxconn);
 }
 
+static uint64_t syserr_count(const struct cs_snapshot *s, int sys, int err)
+{
+	for (int i = 0; i < s->n_syserr; i++)
+		if (s->syserr[i].syscall == sys && s->syserr[i].err == err)
+			return s->syserr[i].count;
+	return 0;
+}
+
 static void render_sockets(const struct cs_snapshot *s, struct sbuf *b)
 {
 	family(b, "accepts_total", "counter", "Connections the target accepted since attach.");
@@ -88,10 +96,18 @@ static void render_sockets(const struct cs_snapshot *s, struct sbuf *b)
 		sample_l(b, "accepts_total", "listener", s->ports[i].label, (double)s->ports[i].accepts);
 	family(b, "syscall_errors_total", "counter",
 	       "Failed syscalls of the target: accept errors by errno, and EMFILE/ENFILE from any fd-creating syscall.");
+	/* EMFILE and ENFILE exist from the start at 0, so increase() sees the
+	 * first burst; other errnos appear when they happen. */
+	for (int sys = 0; sys < CS_SYS_MAX; sys++)
+		for (int err = 23; err <= 24; err++)
+			sbuf_printf(b, "connscope_syscall_errors_total{syscall=\"%s\",errno=\"%s\"} %llu\n",
+				    names_syscall(sys), names_errno(err),
+				    (unsigned long long)syserr_count(s, sys, err));
 	for (int i = 0; i < s->n_syserr; i++)
-		sbuf_printf(b, "connscope_syscall_errors_total{syscall=\"%s\",errno=\"%s\"} %llu\n",
-			    names_syscall(s->syserr[i].syscall), names_errno(s->syserr[i].err),
-			    (unsigned long long)s->syserr[i].count);
+		if (s->syserr[i].err != 23 && s->syserr[i].err != 24)
+			sbuf_printf(b, "connscope_syscall_errors_total{syscall=\"%s\",errno=\"%s\"} %llu\n",
+				    names_syscall(s->syserr[i].syscall), names_errno(s->syserr[i].err),
+				    (unsigned long long)s->syserr[i].count);
 	family(b, "accept_queue_length", "gauge", "Connections in the listener's accept queue, not yet accepted.");
 	for (int i = 0; i < s->n_listeners; i++)
 		sample_l(b, "accept_queue_length", "listener", s->listeners[i].label, s->listeners[i].queue_len);

@@ -104,6 +104,13 @@ test: deps
 	$(Q)$(MAKE) --no-print-directory all $(OUT)/connscope-san $(OUT)/unit-tests
 	$(Q)python3 tests/run.py
 
+bench: deps all
+	$(Q)python3 scripts/bench.py
+
+# The bench harness at small scale; make test runs it through tests/test_bench.py.
+bench-quick: all
+	$(Q)python3 scripts/bench.py --quick
+
 demo: deps all
 	$(Q)scripts/demo.sh
 

@@ -21,11 +21,11 @@ struct {
 	__type(value, __u8);
 } targets SEC(".maps");
 
-/* local port -> 1 for every port the target listens on (or did). */
+/* [local port] = 1 for every port the target listens on (or did). */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, CS_PORTS_MAX);
-	__type(key, __u16);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, CS_PORT_SPACE);
+	__type(key, __u32);
 	__type(value, __u8);
 } listen_ports SEC(".maps");
 
@@ -94,7 +94,10 @@ static __always_inline bool current_is_target(void)
 
 static __always_inline bool port_is_watched(__u16 port)
 {
-	return bpf_map_lookup_elem(&listen_ports, &port) != NULL;
+	__u32 idx = port;
+	__u8 *v = bpf_map_lookup_elem(&listen_ports, &idx);
+
+	return v && *v;
 }
 
 static __always_inline void count(__u32 idx)
@@ -212,12 +215,14 @@ static __always_inline int on_accept_exit(__u16 sys, long ret)
 {
 	struct sock *sk;
 
+	/* EAGAIN is how a non-blocking acceptor learns the queue is empty: the
+	 * most common result, so it is turned away before any map lookup */
+	if (ret == -EAGAIN || ret == -EINTR)
+		return 0;
 	if (!current_is_target())
 		return 0;
 	if (ret < 0) {
-		/* EAGAIN is how a non-blocking acceptor learns the queue is empty */
-		if (ret != -EAGAIN && ret != -EINTR)
-			count_syscall_error(sys, -ret);
+		count_syscall_error(sys, -ret);
 		return 0;
 	}
 	sk = fd_to_sock(ret);
@@ -273,8 +278,8 @@ FD_SYSCALL_EXIT(pidfd_open, CS_SYS_PIDFD_OPEN)
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 {
-	__u32 ptgid = BPF_CORE_READ(parent, tgid);
-	__u32 ctgid = BPF_CORE_READ(child, tgid);
+	__u32 ptgid = parent->tgid;
+	__u32 ctgid = child->tgid;
 	__u8 one = 1;
 
 	if (ptgid == ctgid || !bpf_map_lookup_elem(&targets, &ptgid))
@@ -286,14 +291,15 @@ int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 
 static __always_inline void on_listen(const struct sock *sk)
 {
-	__u16 port = BPF_CORE_READ(sk, __sk_common.skc_num);
-	__u8 one = 1;
+	__u32 port = sk->__sk_common.skc_num;
+	__u8 *v;
 
 	/* listen() runs in the caller's context, so current is meaningful here */
 	if (!current_is_target())
 		return;
-	if (bpf_map_update_elem(&listen_ports, &port, &one, BPF_ANY))
-		count(CS_CNT_PORTS_FULL);
+	v = bpf_map_lookup_elem(&listen_ports, &port);
+	if (v)
+		*v = 1;
 }
 
 static __always_inline void on_close(__u64 key, struct cs_conn *conn, int oldstate)
@@ -336,15 +342,23 @@ int BPF_PROG(on_set_state, const struct sock *sk, const int oldstate, const int 
 	__u64 key = (__u64)sk;
 	struct cs_conn *conn;
 
-	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+	/* Runs for every TCP state change on the machine, both ends of every
+	 * connection: the states (arguments, free to read) decide first. */
+	if (newstate != CS_TCP_LISTEN && newstate != CS_TCP_ESTABLISHED &&
+	    newstate != CS_TCP_FIN_WAIT1 && newstate != CS_TCP_CLOSE_WAIT &&
+	    newstate != CS_TCP_CLOSE)
+		return 0;
+	if (newstate == CS_TCP_ESTABLISHED && oldstate != CS_TCP_SYN_RECV)
+		return 0; /* an active open: not a connection the target accepts */
+	if (sk->sk_protocol != IPPROTO_TCP)
 		return 0;
 	if (newstate == CS_TCP_LISTEN) {
 		on_listen(sk);
 		return 0;
 	}
-	if (newstate == CS_TCP_ESTABLISHED && oldstate == CS_TCP_SYN_RECV) {
+	if (newstate == CS_TCP_ESTABLISHED) {
 		struct cs_conn fresh = {};
-		__u16 port = BPF_CORE_READ(sk, __sk_common.skc_num);
+		__u16 port = sk->__sk_common.skc_num;
 
 		if (!port_is_watched(port))
 			return 0;
@@ -355,8 +369,10 @@ int BPF_PROG(on_set_state, const struct sock *sk, const int oldstate, const int 
 			count(CS_CNT_CONNS_TABLE_FULL);
 		return 0;
 	}
-	if (newstate != CS_TCP_FIN_WAIT1 && newstate != CS_TCP_CLOSE_WAIT &&
-	    newstate != CS_TCP_CLOSE)
+	/* FIN_WAIT1 and CLOSE_WAIT still hold their port: most sockets on the
+	 * machine (clients' ephemeral ports) stop here. At CLOSE the port is
+	 * already given back (see sk_local_port), so the table decides. */
+	if (newstate != CS_TCP_CLOSE && !port_is_watched(sk->__sk_common.skc_num))
 		return 0;
 	conn = bpf_map_lookup_elem(&conns, &key);
 	if (!conn)
@@ -474,7 +490,7 @@ int BPF_PROG(on_receive_reset, struct sock *sk)
 SEC("tp_btf/tcp_retransmit_synack")
 int BPF_PROG(on_retransmit_synack, const struct sock *sk, const struct request_sock *req)
 {
-	if (port_is_watched(BPF_CORE_READ(sk, __sk_common.skc_num)))
+	if (port_is_watched(sk->__sk_common.skc_num))
 		count(CS_CNT_SYNACK_RETRANS);
 	return 0;
 }
@@ -482,7 +498,7 @@ int BPF_PROG(on_retransmit_synack, const struct sock *sk, const struct request_s
 SEC("tp_btf/mark_victim")
 int BPF_PROG(on_mark_victim, struct task_struct *task, uid_t uid)
 {
-	__u32 tgid = BPF_CORE_READ(task, tgid);
+	__u32 tgid = task->tgid;
 	struct cs_event *e;
 
 	if (!bpf_map_lookup_elem(&targets, &tgid))

@@ -83,15 +83,16 @@ static __always_inline __u16 sk_local_port(const struct sock *sk)
  * with an fd accept() just returned, so the file is a socket. */
 static __always_inline struct sock *fd_to_sock(long fd)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct file **fds = BPF_CORE_READ(task, files, fdt, fd);
-	unsigned int max_fds = BPF_CORE_READ(task, files, fdt, max_fds);
+	/* BTF pointers: the walk is direct loads, not helper calls; only the
+	 * indexed slot needs a probe read (no variable offsets on BTF ids). */
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct fdtable *fdt = task->files->fdt;
 	struct file *file = NULL;
 	struct socket *sock;
 
-	if (fd < 0 || fd >= max_fds)
+	if (fd < 0 || fd >= fdt->max_fds)
 		return NULL;
-	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) || !file)
+	if (bpf_probe_read_kernel(&file, sizeof(file), &fdt->fd[fd]) || !file)
 		return NULL;
 	sock = BPF_CORE_READ(file, private_data);
 	if (!sock)

@@ -116,7 +116,6 @@ char *json_snapshot(const struct cs_snapshot *s)
 	cJSON_AddNumberToObject(o, "ringbuf_full", (double)s->counters[CS_CNT_EVENTS_DROPPED]);
 	cJSON_AddNumberToObject(o, "conn_table_full", (double)s->counters[CS_CNT_CONNS_TABLE_FULL]);
 	cJSON_AddNumberToObject(o, "targets_full", (double)s->counters[CS_CNT_TARGETS_FULL]);
-	cJSON_AddNumberToObject(o, "ports_full", (double)s->counters[CS_CNT_PORTS_FULL]);
 	cJSON_AddNumberToObject(root, "events_sampled_total", (double)s->counters[CS_CNT_EVENTS_SAMPLED]);
 	return finish(root);
 }

@@ -2,7 +2,7 @@
 """Issue 4: the diagnosis names the cause each scenario sets up, from the
 kernel's numbers, with evidence equal to the ground truth; history, events,
 the post-mortem and detaching."""
-import signal, time
+import os, signal, time
 from lib import (Connscope, Server, bpf_link_ids, check, client, client_async, eq, settle,
                  ss_listener, wait_until)
 
@@ -128,4 +128,19 @@ def test_history_adds_up_to_accepts_total():
     eq(h["points_count"], len(h["points"]), "points_count")
     last = cs.json("/api/v1/history?seconds=1")["points"]
     check(0 < len(last) <= 6, "seconds=1 gives about a second of points: %d" % len(last))
+    cs.stop()
+
+
+def test_reset_no_listener():
+    srv = Server("--close-listener-on-usr2")
+    cs = Connscope(srv.pid)
+    os.kill(srv.pid, signal.SIGUSR2)
+    srv.wait_line("CLOSED")
+    r = client("127.0.0.1", srv.port, 25, hold=0.2, timeout=1.0)
+    eq(r["refused"], 25, "clients refused by the closed port")
+    time.sleep(0.6)
+    d = diagnosis(cs)
+    eq(d["verdict"], "reset_no_listener", "verdict")
+    eq(evidence(d, "reset_no_listener")["resets_no_socket"], 25, "resets to the closed port")
+    eq(cs.metrics().get1("connscope_tcp_resets_sent_total", reason="no_socket"), 25, "no_socket resets")
     cs.stop()

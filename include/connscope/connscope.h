@@ -11,8 +11,12 @@
 /* Processes watched: the target and every descendant; a pre-forking server
  * rarely has more than a few hundred workers. */
 #define CS_TARGETS_MAX 4096
-/* Local ports the target listens on (or did since attach). */
+/* Local ports with counters: ports the target listens on (or did). */
 #define CS_PORTS_MAX 1024
+/* The listen-port filter is an array over every port: the verifier inlines
+ * array lookups, so every TCP state change on the machine is judged by one
+ * load instead of a hash lookup. */
+#define CS_PORT_SPACE 65536
 /* Passive connections tracked from ESTABLISHED to CLOSE: above the ~19,000
  * sockets one process can hold here, with room for full accept queues. */
 #define CS_CONNS_MAX 65536
@@ -67,7 +71,6 @@ enum cs_counter {
 	CS_CNT_SYNACK_RETRANS,
 	CS_CNT_CONNS_TABLE_FULL,  /* a connection not tracked: conns map full */
 	CS_CNT_TARGETS_FULL,      /* a forked child not watched: targets map full */
-	CS_CNT_PORTS_FULL,        /* a listen port not watched: ports map full */
 	CS_CNT_EVENTS_DROPPED,    /* ring buffer full */
 	CS_CNT_EVENTS_SAMPLED,    /* events not sent because of CS_EVENT_MIN_GAP_NS */
 	CS_CNT_MAX,

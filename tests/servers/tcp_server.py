@@ -15,6 +15,8 @@ p.add_argument("--max-accepts", type=int, default=-1, help="stop accepting after
 p.add_argument("--accept-rate", type=float, default=0, help="accepts per second (0: as fast as possible)")
 p.add_argument("--emfile-limit", type=int, default=50, help="stop accepting after N EMFILE")
 p.add_argument("--workers", type=int, default=0, help="fork N accepting workers on SIGUSR1")
+p.add_argument("--close-listener-on-usr2", action="store_true",
+               help="on SIGUSR2 close the listener and keep running (a restart gone wrong)")
 a = p.parse_args()
 
 stats = {"pid": os.getpid(), "accepted": 0, "emfile": 0, "closed": 0, "errors": {}}
@@ -99,6 +101,13 @@ def main():
     if a.workers:
         signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR1])
     print("READY %d" % ls.getsockname()[1], flush=True)
+    if a.close_listener_on_usr2:
+        signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR2])
+        signal.sigwait([signal.SIGUSR2])
+        ls.close()
+        print("CLOSED", flush=True)
+        while True:
+            time.sleep(3600)
     if not a.workers:
         serve(ls)
         return

@@ -1,0 +1,304 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""make bench: what connscope costs the server it watches, and how far it
+scales. Cost is counted work where possible (BPF run_time_ns with
+kernel.bpf_stats_enabled=1, the daemon's own CPU ticks), divided by the work
+done. Prints a table and writes build/bench.json. --quick runs the same
+steps small, for make test, which checks only that every figure came out
+and that the exact counts agree, never a timing."""
+import argparse, json, os, signal, statistics, subprocess, sys, time, urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+from lib import Proc, cleanup_all, free_port, settle, ss_listener, wait_until  # noqa: E402
+
+BUILD = os.path.join(ROOT, "build")
+CONNSCOPE = os.path.join(BUILD, "connscope")
+LOAD = os.path.join(BUILD, "connscope-load")
+DEMO = os.path.join(BUILD, "connscope-demo-server")
+TICK = os.sysconf("SC_CLK_TCK")
+
+FULL = dict(churn=20000, syscalls=2000000, rounds=5, round_conns=10000, held=15000,
+            scrapes=50, startups=3, burst=10000)
+QUICK = dict(churn=2000, syscalls=100000, rounds=2, round_conns=1000, held=1000,
+             scrapes=10, startups=1, burst=1000)
+
+
+class Demo(Proc):
+    def __init__(self, *args):
+        super().__init__([DEMO, "--listen", "127.0.0.1:0"] + [str(a) for a in args])
+        self.port = int(self.wait_line("READY").split()[1])
+
+    def stats(self):
+        n = sum(1 for l in self.lines if l.startswith("{"))
+        os.kill(self.pid, signal.SIGUSR1)
+        wait_until(lambda: sum(1 for l in self.lines if l.startswith("{")) > n, 5, "demo stats")
+        return json.loads([l for l in self.lines if l.startswith("{")][-1])
+
+
+def prog_ids():
+    out = subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True, text=True, check=True)
+    return {p["id"]: p for p in json.loads(out.stdout or "[]")}
+
+
+class Daemon(Proc):
+    """build/connscope attached to pid; knows its own BPF programs and maps."""
+
+    def __init__(self, pid):
+        before = set(prog_ids())
+        self.port = free_port()
+        self.base = "http://127.0.0.1:%d" % self.port
+        self.t0 = time.monotonic()
+        super().__init__([CONNSCOPE, "--pid", str(pid), "--listen", "127.0.0.1:%d" % self.port])
+        wait_until(self.healthy, 15, "connscope /healthz", interval=0.002)
+        self.startup_s = time.monotonic() - self.t0
+        self.progs = set(prog_ids()) - before
+
+    def healthy(self):
+        try:
+            with urllib.request.urlopen(self.base + "/healthz", timeout=1) as r:
+                return r.status == 200
+        except OSError:
+            return False
+
+    def get(self, path):
+        t = time.monotonic()
+        with urllib.request.urlopen(self.base + path, timeout=10) as r:
+            body = r.read()
+        return time.monotonic() - t, body
+
+    def metric(self, name, **labels):
+        want = name + ("{" + ",".join('%s="%s"' % kv for kv in sorted(labels.items())) + "}" if labels else "")
+        for line in self.get("/metrics")[1].decode().splitlines():
+            if line.startswith(want + " "):
+                return float(line.split()[-1])
+        return 0.0
+
+    def bpf_ns(self, name=None):
+        """Run time and run count of our programs (or of the one named), summed."""
+        progs = prog_ids()
+        ours = [progs[i] for i in self.progs if i in progs and (name is None or progs[i]["name"] == name)]
+        return (sum(p.get("run_time_ns", 0) for p in ours), sum(p.get("run_cnt", 0) for p in ours))
+
+    def map_bytes(self):
+        progs = prog_ids()
+        ids = {m for i in self.progs if i in progs for m in progs[i].get("map_ids", [])}
+        out = subprocess.run(["bpftool", "-j", "map", "show"], capture_output=True, text=True, check=True)
+        return sum(m.get("bytes_memlock", 0) for m in json.loads(out.stdout) if m["id"] in ids)
+
+    def cpu_s(self):
+        with open("/proc/%d/stat" % self.pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
+
+    def rss_bytes(self):
+        with open("/proc/%d/status" % self.pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+        return 0
+
+    def stop(self):
+        t = time.monotonic()
+        self.p.send_signal(signal.SIGTERM)
+        self.p.wait(30)
+        return time.monotonic() - t
+
+
+def load(port, *args):
+    out = subprocess.run([LOAD, "127.0.0.1:%d" % port, "--json"] + [str(a) for a in args],
+                         capture_output=True, text=True, timeout=300)
+    if out.returncode:
+        raise RuntimeError("connscope-load: " + out.stderr[-300:])
+    return json.loads(out.stdout)
+
+
+def pct(v, p):
+    v = sorted(v)
+    return v[min(len(v) - 1, max(0, int(round(p / 100 * len(v) + 0.5)) - 1))]
+
+
+def bench_churn(n, r):
+    srv = Demo("--backlog", 4096)
+    cs = Daemon(srv.pid)
+    ns0, cnt0 = cs.bpf_ns()
+    sock0 = cs.bpf_ns("exit_socket")
+    cpu0 = cs.cpu_s()
+    res = load(srv.port, "--connections", n["churn"], "--rate", 10000, "--message", "ping", "--timeout", 5)
+    time.sleep(0.3)  # the server's closes; cost is read before anyone scrapes
+    ns1, cnt1 = cs.bpf_ns()
+    sock1 = cs.bpf_ns("exit_socket")
+    cpu1 = cs.cpu_s()
+    accepts = settle(lambda: cs.metric("connscope_accepts_total", listener="127.0.0.1:%d" % srv.port),
+                     quiet=1.2, what="accepts")
+    conns = res["outcomes"]["ok"]
+    runs = (cnt1 - cnt0) / conns
+    # bpf_stats itself times every run (two clock reads); a program that only
+    # compares its return value (exit_socket, run by the clients' socket())
+    # measures that floor, which production (bpf_stats off) does not pay.
+    floor = (sock1[0] - sock0[0]) / max(1, sock1[1] - sock0[1])
+    r["churn_connections"] = conns
+    r["churn_accepts_counted"] = accepts
+    r["churn_bpf_runs_per_conn"] = runs
+    r["bpf_stats_floor_ns_per_run"] = floor
+    r["churn_bpf_ns_per_conn"] = (ns1 - ns0) / conns
+    r["churn_bpf_net_ns_per_conn"] = max(0.0, (ns1 - ns0) / conns - runs * floor)
+    r["churn_daemon_cpu_ns_per_conn"] = (cpu1 - cpu0) * 1e9 / conns
+    r["per_connection_cost_raw_us"] = (r["churn_bpf_ns_per_conn"] + r["churn_daemon_cpu_ns_per_conn"]) / 1000
+    r["per_connection_cost_us"] = (r["churn_bpf_net_ns_per_conn"] + r["churn_daemon_cpu_ns_per_conn"]) / 1000
+    # 2: an unrelated process: cheap syscalls connscope does not watch, then
+    # one it does watch (fcntl can return EMFILE) to show that price too
+    for key, call, count in (("unrelated", "os.getppid()", n["syscalls"]),
+                             ("unrelated_watched", "fcntl.fcntl(fd, fcntl.F_GETFL)", n["syscalls"] // 10)):
+        ns0, cnt0 = cs.bpf_ns()
+        code = ("import os, fcntl\nfd = os.open('/dev/null', os.O_RDONLY)\n"
+                "for _ in range(%d):\n    %s\n" % (count, call))
+        subprocess.run([sys.executable, "-c", code], check=True)
+        ns1, cnt1 = cs.bpf_ns()
+        r[key + "_syscalls"] = count
+        r[key + "_bpf_runs"] = cnt1 - cnt0
+        r[key + "_bpf_ns_per_syscall"] = (ns1 - ns0) / count
+    cs.stop()
+    srv.kill()
+
+
+def bench_throughput(n, r):
+    srv = Demo("--backlog", 4096)
+    ratios, with_cs, without = [], [], []
+    for _ in range(n["rounds"]):
+        cs = Daemon(srv.pid)
+        a = load(srv.port, "--connections", n["round_conns"], "--rate", 0, "--message", "x")
+        cs.stop()
+        b = load(srv.port, "--connections", n["round_conns"], "--rate", 0, "--message", "x")
+        ra = a["outcomes"]["ok"] / a["duration_seconds"]
+        rb = b["outcomes"]["ok"] / b["duration_seconds"]
+        with_cs.append(ra)
+        without.append(rb)
+        ratios.append(ra / rb)
+    r["throughput_with_per_s"] = statistics.median(with_cs)
+    r["throughput_without_per_s"] = statistics.median(without)
+    r["throughput_ratio_median"] = statistics.median(ratios)
+    r["throughput_ratio_min"] = min(ratios)
+    r["throughput_ratio_max"] = max(ratios)
+    srv.kill()
+
+
+def bench_scale(n, r):
+    srv = Demo("--backlog", 4096)
+    cs = Daemon(srv.pid)
+    held = n["held"]
+    hold = Proc([LOAD, "127.0.0.1:%d" % srv.port, "--json", "--connections", str(held), "--rate", "5000",
+                 "--message", "x", "--hold", "600", "--timeout", "10"])
+    wait_until(lambda: srv.stats()["answered"] >= held, 60, "%d connections held" % held, interval=0.5)
+    lbl = "127.0.0.1:%d" % srv.port
+    r["scale_held"] = srv.stats()["open"]
+    r["scale_accepts_counted"] = settle(lambda: cs.metric("connscope_accepts_total", listener=lbl),
+                                        quiet=1.2, what="accepts")
+    r["scale_events_lost"] = sum(cs.metric("connscope_events_lost_total", kind=k) for k in
+                                 ("ringbuf_full", "conn_table_full", "targets_full"))
+    times = [cs.get("/metrics")[0] * 1000 for _ in range(n["scrapes"])]
+    r["metrics_p50_ms"] = pct(times, 50)
+    r["metrics_p99_ms"] = pct(times, 99)
+    r["snapshot_ms"] = statistics.median(cs.get("/api/v1/snapshot")[0] * 1000 for _ in range(10))
+    r["daemon_rss_mib"] = cs.rss_bytes() / 2**20
+    r["bpf_map_mib"] = cs.map_bytes() / 2**20
+    hold.kill()
+    cs.stop()
+    srv.kill()
+
+
+def bench_startup(n, r):
+    srv = Demo()
+    starts, stops = [], []
+    for _ in range(n["startups"]):
+        cs = Daemon(srv.pid)
+        starts.append(cs.startup_s * 1000)
+        stops.append(cs.stop() * 1000)
+    r["startup_ms"] = statistics.median(starts)
+    r["detach_ms"] = statistics.median(stops)
+    srv.kill()
+
+
+def bench_burst(n, r):
+    srv = Demo("--backlog", 64, "--accept-delay-ms", 1)  # a slow acceptor: the queue must overflow
+    cs = Daemon(srv.pid)
+    res = load(srv.port, "--connections", n["burst"], "--rate", n["burst"], "--message", "x", "--timeout", 3)
+    drops = settle(lambda: ss_listener(srv.port)[2], quiet=1.0, what="drops")
+    time.sleep(0.3)
+    lbl = "127.0.0.1:%d" % srv.port
+    r["burst_connections"] = n["burst"]
+    r["burst_ok"] = res["outcomes"]["ok"]
+    r["burst_drops_ss"] = drops
+    r["burst_drops_counted"] = cs.metric("connscope_listen_drops_total", listener=lbl)
+    r["burst_accepts_server"] = srv.stats()["accepted"]
+    r["burst_accepts_counted"] = cs.metric("connscope_accepts_total", listener=lbl)
+    r["burst_events_lost"] = sum(cs.metric("connscope_events_lost_total", kind=k) for k in
+                                 ("ringbuf_full", "conn_table_full", "targets_full"))
+    cs.stop()
+    srv.kill()
+
+
+ROWS = [  # key, label, goal, must (None: a figure to read, not a target)
+    ("per_connection_cost_us", "per-connection cost (BPF net + daemon CPU), us", 1, 3),
+    ("churn_bpf_net_ns_per_conn", "  BPF work, ns per connection", None, None),
+    ("churn_daemon_cpu_ns_per_conn", "  daemon CPU, ns per connection", None, None),
+    ("per_connection_cost_raw_us", "  as bpf_stats reports it (with its timing), us", None, None),
+    ("churn_bpf_runs_per_conn", "  program runs per connection (both ends)", None, None),
+    ("bpf_stats_floor_ns_per_run", "  bpf_stats timing cost per run, ns", None, None),
+    ("unrelated_bpf_ns_per_syscall", "unrelated process, 2M getppid: BPF ns/syscall", 0, 5),
+    ("unrelated_watched_bpf_ns_per_syscall", "unrelated process, fcntl: BPF ns/syscall", None, None),
+    ("throughput_ratio_median", "churn throughput with/without (median)", 0.98, None),
+    ("metrics_p99_ms", "/metrics p99 with connections held, ms", 10, 20),
+    ("snapshot_ms", "/api/v1/snapshot median, ms", None, None),
+    ("daemon_rss_mib", "daemon RSS, MiB", 16, 32),
+    ("bpf_map_mib", "BPF maps (kernel memory), MiB", None, None),
+    ("startup_ms", "exec to /healthz, ms", 300, None),
+    ("detach_ms", "SIGTERM to exit (post-mortem, detach), ms", None, None),
+]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="small runs: checks the harness, not the numbers")
+    ap.add_argument("--out", default=os.path.join(BUILD, "bench.json"))
+    a = ap.parse_args()
+    if os.geteuid():
+        sys.exit("bench: needs root (BPF), run: sudo make bench")
+    n = QUICK if a.quick else FULL
+    with open("/proc/sys/kernel/bpf_stats_enabled") as f:
+        stats_was = f.read().strip()
+    subprocess.run(["sysctl", "-qw", "kernel.bpf_stats_enabled=1"], check=True)
+    r = {"mode": "quick" if a.quick else "full", "machine": {
+        "kernel": os.uname().release, "cpus": os.cpu_count(),
+        "cpu": next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")}}
+    try:
+        for step in (bench_churn, bench_throughput, bench_scale, bench_startup, bench_burst):
+            print("bench: %s ..." % step.__name__[6:], file=sys.stderr, flush=True)
+            step(n, r)
+            cleanup_all()
+    finally:
+        cleanup_all()
+        subprocess.run(["sysctl", "-qw", "kernel.bpf_stats_enabled=" + stats_was])
+    with open(a.out, "w") as f:
+        json.dump(r, f, indent=2)
+    print("%-48s %12s %8s %8s" % ("figure (%s run)" % r["mode"], "value", "goal", "must"))
+    for key, label, goal, must in ROWS:
+        mark = ""
+        if must is not None and key != "throughput_ratio_median":
+            mark = " ok" if r[key] < must else " OVER"
+        print("%-48s %12.3f %8s %8s%s" % (label, r[key], "" if goal is None else goal,
+                                          "" if must is None else "< %s" % must, mark))
+    print("%-48s %12s" % ("  throughput spread (min..max ratio)", "%.3f..%.3f" % (
+        r["throughput_ratio_min"], r["throughput_ratio_max"])))
+    print("%-48s %12s" % ("accepts counted / connections (churn)", "%d / %d" % (
+        r["churn_accepts_counted"], r["churn_connections"])))
+    print("%-48s %12s" % ("accepts counted / held (scale), events lost", "%d / %d, %d" % (
+        r["scale_accepts_counted"], r["scale_held"], r["scale_events_lost"])))
+    print("%-48s %12s" % ("burst drops counted / ss d<N>, lost", "%d / %d, %d" % (
+        r["burst_drops_counted"], r["burst_drops_ss"], r["burst_events_lost"])))
+    print("wrote " + os.path.relpath(a.out, ROOT))
+
+
+if __name__ == "__main__":
+    main()

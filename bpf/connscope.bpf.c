@@ -207,7 +207,8 @@ static __always_inline void on_accepted(struct sock *sk)
 	fresh.accepted_ns = now;
 	fresh.port = port;
 	fresh.flags = CS_CONN_ACCEPTED;
-	if (bpf_map_update_elem(&conns, &key, &fresh, BPF_NOEXIST))
+	/* -EEXIST: set_state inserted it on another CPU meanwhile; not a loss */
+	if (bpf_map_update_elem(&conns, &key, &fresh, BPF_NOEXIST) == -E2BIG)
 		count(CS_CNT_CONNS_TABLE_FULL);
 }
 
@@ -365,7 +366,9 @@ int BPF_PROG(on_set_state, const struct sock *sk, const int oldstate, const int 
 		fresh.established_ns = bpf_ktime_get_ns();
 		fresh.port = port;
 		fresh.flags = CS_CONN_WAIT_KNOWN;
-		if (bpf_map_update_elem(&conns, &key, &fresh, BPF_NOEXIST))
+		/* BPF_ANY: an entry already there belonged to a freed socket at
+		 * the same address whose end we did not see; this one replaces it */
+		if (bpf_map_update_elem(&conns, &key, &fresh, BPF_ANY))
 			count(CS_CNT_CONNS_TABLE_FULL);
 		return 0;
 	}

@@ -13,6 +13,7 @@
 #define EINTR 4
 #define ENFILE 23
 #define EMFILE 24
+#define E2BIG 7
 
 /* TCP states, include/net/tcp_states.h */
 #define CS_TCP_ESTABLISHED 1

@@ -360,7 +360,8 @@ bool collector_tick(struct collector *c)
 	return exited_now;
 }
 
-void collector_snapshot(struct collector *c, struct cs_snapshot *out, double max_age_s)
+void collector_snapshot_live(struct collector *c, struct cs_snapshot *out, double max_age_s,
+			     struct cs_point *live)
 {
 	pthread_mutex_lock(&c->lock);
 	if (max_age_s >= 0 && mono_now() - c->cur.mono_s > max_age_s) {
@@ -368,7 +369,14 @@ void collector_snapshot(struct collector *c, struct cs_snapshot *out, double max
 		c->cur.somaxconn = sockdiag_somaxconn(c->sockdiag);
 	}
 	*out = c->cur;
+	if (live)
+		history_point(&c->tick_prev, &c->cur, live);
 	pthread_mutex_unlock(&c->lock);
+}
+
+void collector_snapshot(struct collector *c, struct cs_snapshot *out, double max_age_s)
+{
+	collector_snapshot_live(c, out, max_age_s, NULL);
 }
 
 struct history *collector_history(struct collector *c)

@@ -22,6 +22,10 @@ bool collector_tick(struct collector *c);
 /* Copies the newest snapshot; with max_age_s >= 0, first rebuilds it when
  * older than that (a scrape wants fresh numbers, not last second's). */
 void collector_snapshot(struct collector *c, struct cs_snapshot *out, double max_age_s);
+/* Like collector_snapshot, and also the point from the last tick to this
+ * snapshot, so a diagnosis sees the numbers /metrics shows, not last tick's. */
+void collector_snapshot_live(struct collector *c, struct cs_snapshot *out, double max_age_s,
+			     struct cs_point *live);
 struct history *collector_history(struct collector *c);
 struct events *collector_events(struct collector *c);
 uint64_t collector_map_bytes(struct collector *c);

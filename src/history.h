@@ -46,6 +46,7 @@ void history_point(const struct cs_snapshot *prev, const struct cs_snapshot *cur
 		   struct cs_point *out);
 void history_push(struct history *h, const struct cs_point *p);
 /* Copies the points of the last `seconds` (all if <= 0), oldest first, into a
- * malloc'd array the caller frees. Returns the count, or -ENOMEM. */
+ * malloc'd array the caller frees, with room for one more point (the live
+ * one a diagnosis appends). Returns the count, or -ENOMEM. */
 int history_copy(struct history *h, double seconds, struct cs_point **out);
 #endif

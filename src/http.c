@@ -140,14 +140,23 @@ static const char *arg(struct MHD_Connection *conn, const char *key)
 	return MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, key);
 }
 
-/* Diagnosis over the last `window` seconds of history (<= 0: all of it). */
+/* A fresh snapshot into s and its diagnosis over the last `window` seconds
+ * (<= 0: the whole run): history, plus the live point since the last tick. */
 static void run_diagnosis(struct collector *c, struct cs_snapshot *s, double window,
 			  struct cs_diagnosis *d)
 {
-	struct cs_point *pts = NULL;
-	int n = history_copy(collector_history(c), window, &pts);
+	struct cs_point *pts = NULL, live;
+	int n;
 
-	diagnose(s, pts, n < 0 ? 0 : n, d);
+	collector_snapshot_live(c, s, FRESH_SECONDS, &live);
+	n = history_copy(collector_history(c), window, &pts);
+	if (n < 0) {
+		diagnose(s, &live, 1, d);
+		return;
+	}
+	/* history_copy leaves room for one more point */
+	pts[n++] = live;
+	diagnose(s, pts, n, d);
 	free(pts);
 }
 
@@ -167,7 +176,6 @@ static enum MHD_Result handle_metrics(struct http *h, struct MHD_Connection *con
 		free(d);
 		return MHD_NO;
 	}
-	collector_snapshot(h->c, s, FRESH_SECONDS);
 	run_diagnosis(h->c, s, DEFAULT_WINDOW_SECONDS, d);
 	x.map_bytes = collector_map_bytes(h->c);
 	x.events_seen = s->ringbuf_events;
@@ -204,7 +212,6 @@ static enum MHD_Result handle_diagnosis(struct http *h, struct MHD_Connection *c
 		free(d);
 		return MHD_NO;
 	}
-	collector_snapshot(h->c, s, FRESH_SECONDS);
 	run_diagnosis(h->c, s, window, d);
 	if (fmt && !strcmp(fmt, "text")) {
 		struct sbuf b;

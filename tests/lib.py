@@ -58,6 +58,20 @@ def settle(fn, quiet=0.6, timeout=15, what="value to settle"):
     raise AssertionError("timed out waiting for %s (last: %r)" % (what, last))
 
 
+def pinned(truth, ours, timeout=20, what="counter"):
+    """(ours, truth) read while truth did not move: truth, ours, truth again,
+    until both truth readings agree. For counters that creep on (late
+    retransmissions hitting a full queue) no quiet period is ever final."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        a = truth()
+        b = ours()
+        if truth() == a:
+            return b, a
+        time.sleep(0.05)
+    raise AssertionError("%s kept moving for %d s" % (what, timeout))
+
+
 class Proc:
     """A child process whose stdout lines are collected by a thread."""
 

@@ -2,8 +2,8 @@
 """Issue 3: the HTTP API (JSON equals /metrics, 404/405/gzip/content type)
 and every bad-input case of the command line, each one clear line."""
 import gzip, json, os, socket, subprocess
-from lib import (CONNSCOPE, Connscope, Server, check, client, eq, free_port, run_connscope,
-                 settle, ss_listener)
+from lib import (CONNSCOPE, Connscope, Server, check, client, eq, free_port, pinned, run_connscope,
+                 ss_listener)
 
 
 def test_snapshot_json_equals_metrics():
@@ -11,14 +11,13 @@ def test_snapshot_json_equals_metrics():
     cs = Connscope(srv.pid)
     client("127.0.0.1", srv.port, 40, hold=0.2, timeout=1.0)
     lbl = "127.0.0.1:%d" % srv.port
-    settle(lambda: ss_listener(srv.port), quiet=1.0, what="listener counters")
-    m = cs.metrics()
-    s = cs.json("/api/v1/snapshot")
+    (m, s), ss = pinned(lambda: ss_listener(srv.port), lambda: (cs.metrics(), cs.json("/api/v1/snapshot")),
+                        what="listener counters")
     eq(s["accepts_total"], m.get1("connscope_accepts_total", listener=lbl), "accepts json vs metrics")
     eq(s["accepts_total"], 20, "accepts (server caps at 20)")
     l = [x for x in s["listeners"] if x["listener"] == lbl][0]
     eq(l["listen_drops_total"], m.get1("connscope_listen_drops_total", listener=lbl), "drops json vs metrics")
-    eq(l["listen_drops_total"], ss_listener(srv.port)[2], "drops vs ss")
+    eq(l["listen_drops_total"], ss[2], "drops vs ss")
     eq(l["accept_queue_limit"], m.get1("connscope_accept_queue_limit", listener=lbl), "limit json vs metrics")
     eq(l["accept_queue_length"], m.get1("connscope_accept_queue_length", listener=lbl), "queue json vs metrics")
     eq(s["fds"]["soft_limit"], m.get1("connscope_fd_limit", kind="soft"), "fd soft limit json vs metrics")

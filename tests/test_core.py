@@ -2,7 +2,7 @@
 """Issue 3: connscope counts exactly what the kernel did to the target's
 connections. Ground truth: the servers' own counts, ss, /proc, TcpExt."""
 import os, signal, subprocess, time
-from lib import (Connscope, Netns, Server, bpf_link_ids, check, client, eq, settle,
+from lib import (Connscope, Netns, Server, bpf_link_ids, check, client, eq, pinned, settle,
                  ss_listener, tcp_ext, wait_until)
 
 
@@ -54,18 +54,19 @@ def test_listen_drops_equal_ss_and_listen_overflows():
         base = tcp_ext(srv.pid)
         cs = Connscope(srv.pid)
         client("127.0.0.1", srv.port, 100, netns=ns, hold=0.2, timeout=1.5)
-        ss = settle(lambda: ss_listener(srv.port, ns), quiet=1.0, what="ss counters")
         lbl = "127.0.0.1:%d" % srv.port
-        m = cs.metrics()
+        m, ss = pinned(lambda: ss_listener(srv.port, ns), cs.metrics, what="ss counters")
         check(ss[2] > 0, "the test made no drops (ss d0)")
         eq(m.get1("connscope_listen_drops_total", listener=lbl), ss[2], "listen drops vs ss d<N>")
         eq(m.get1("connscope_accept_queue_limit", listener=lbl), 8, "accept queue limit")
         eq(m.get1("connscope_accept_queue_limit", listener=lbl), ss[1], "queue limit vs ss Send-Q")
         eq(m.get1("connscope_accept_queue_length", listener=lbl), ss[0], "queue length vs ss Recv-Q")
-        ext = tcp_ext(srv.pid)
+        m, ext = pinned(lambda: tcp_ext(srv.pid), cs.metrics, what="TcpExt")
         eq(m.get1("connscope_netns_tcp_ext_total", counter="ListenOverflows"), ext["ListenOverflows"],
            "TcpExt ListenOverflows as nstat shows it")
-        eq(ext["ListenDrops"] - base["ListenDrops"], ss[2], "ListenDrops delta vs ss (namespace is the test's own)")
+        dropped, ext = pinned(lambda: tcp_ext(srv.pid), lambda: ss_listener(srv.port, ns)[2], what="drops")
+        eq(ext["ListenDrops"] - base["ListenDrops"], dropped,
+           "ListenDrops delta vs ss (namespace is the test's own)")
         eq(m.get1("connscope_accepts_total", listener=lbl), 0,
            "accepts of a server that never accepts")
         cs.stop()

@@ -18,7 +18,7 @@ CONNSCOPE = os.path.join(BUILD, "connscope")
 LOAD = os.path.join(BUILD, "connscope-load")
 DEMO = os.path.join(BUILD, "connscope-demo-server")
 
-FULL = dict(churn=20000, syscalls=2000000, rounds=5, round_conns=10000, held=15000,
+FULL = dict(churn=20000, syscalls=2000000, rounds=6, round_conns=10000, held=15000,
             scrapes=50, startups=3, burst=10000)
 QUICK = dict(churn=2000, syscalls=100000, rounds=2, round_conns=1000, held=1000,
              scrapes=10, startups=1, burst=1000)
@@ -181,13 +181,25 @@ def bench_throughput(n, r):
 def _throughput(n, r):
     srv = Demo("--backlog", 4096)
     ratios, with_cs, without = [], [], []
-    for _ in range(n["rounds"]):
-        cs = Daemon(srv.pid)
-        a = load(srv.port, "--connections", n["round_conns"], "--rate", 0, "--message", "x")
-        cs.stop()
-        b = load(srv.port, "--connections", n["round_conns"], "--rate", 0, "--message", "x")
-        ra = a["outcomes"]["ok"] / a["duration_seconds"]
-        rb = b["outcomes"]["ok"] / b["duration_seconds"]
+
+    def churn():
+        time.sleep(1.0)  # let a start or a detach settle first
+        res = load(srv.port, "--connections", n["round_conns"], "--rate", 0, "--message", "x")
+        return res["outcomes"]["ok"] / res["duration_seconds"]
+
+    # Rates drift down over rounds (TIME_WAIT piles up on loopback), so the
+    # order alternates: with/without, then without/with.
+    for i in range(n["rounds"]):
+        if i % 2 == 0:
+            cs = Daemon(srv.pid)
+            ra = churn()
+            cs.stop()
+            rb = churn()
+        else:
+            rb = churn()
+            cs = Daemon(srv.pid)
+            ra = churn()
+            cs.stop()
         with_cs.append(ra)
         without.append(rb)
         ratios.append(ra / rb)

@@ -22,24 +22,32 @@ sel = selectors.DefaultSelector()
 res = {"connected": 0, "refused": 0, "timeout": 0, "reset": 0, "other": 0}
 pending = {}
 done = []
+
+
+def completed(s):
+    """A connect finished (or failed): count it, send the payload."""
+    err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    sel.unregister(s)
+    del pending[s]
+    if err == 0:
+        res["connected"] += 1
+        if a.send:
+            try:
+                s.send(a.send.encode())
+            except OSError:
+                res["reset"] += 1
+    else:
+        res["refused" if err == errno.ECONNREFUSED else "other"] += 1
+    done.append(s)
+
+
 start = time.monotonic()
 for i in range(a.count):
     if a.rate > 0:
         delay = start + i / a.rate - time.monotonic()
         if delay > 0:
-            # finish handshakes while pacing
-            for key, _ in sel.select(delay):
-                s = key.fileobj
-                err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-                sel.unregister(s)
-                del pending[s]
-                if err == 0:
-                    res["connected"] += 1
-                    if a.send:
-                        s.send(a.send.encode())
-                else:
-                    res["refused" if err == errno.ECONNREFUSED else "other"] += 1
-                done.append(s)
+            for key, _ in sel.select(delay):  # finish handshakes while pacing
+                completed(key.fileobj)
     s = socket.socket(fam, socket.SOCK_STREAM)
     s.setblocking(False)
     try:
@@ -52,20 +60,7 @@ for i in range(a.count):
 deadline = time.monotonic() + a.timeout
 while pending and time.monotonic() < deadline:
     for key, _ in sel.select(max(0.0, deadline - time.monotonic())):
-        s = key.fileobj
-        err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-        sel.unregister(s)
-        del pending[s]
-        if err == 0:
-            res["connected"] += 1
-            if a.send:
-                try:
-                    s.send(a.send.encode())
-                except OSError:
-                    res["reset"] += 1
-        else:
-            res["refused" if err == errno.ECONNREFUSED else "other"] += 1
-        done.append(s)
+        completed(key.fileobj)
 res["timeout"] = len(pending)
 time.sleep(a.hold)
 for s in done + list(pending):

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include "probes.h"
 #include "procfs.h"
 #include "sockdiag.h"
@@ -225,8 +226,14 @@ static int attach_tree(struct collector *c)
 	if (err)
 		return err;
 	n = procfs_descendants(c->pid, kids, PROCS_READ_MAX);
-	for (int i = 0; i < n; i++)
+	for (int i = 0; i < n; i++) {
+		/* started as `server & connscope --pid $$`: never watch ourselves */
+		if (kids[i] == getpid()) {
+			kids[i--] = kids[--n];
+			continue;
+		}
 		probes_add_target(c->probes, kids[i]);
+	}
 	/* listeners that exist already: match sock_diag inodes with the fds */
 	procfs_socket_inodes(c->pid, match_inode, &m);
 	for (int i = 0; i < n; i++)

@@ -121,6 +121,10 @@ static int parse_args(int argc, char **argv)
 		fprintf(stderr, "connscope: PID %d does not exist\n", env.pid);
 		return -ESRCH;
 	}
+	if (env.pid == getpid()) {
+		fprintf(stderr, "connscope: --pid %d is connscope itself: give the server's PID\n", env.pid);
+		return -EINVAL;
+	}
 	return 0;
 }
 

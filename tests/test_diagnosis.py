@@ -3,8 +3,9 @@
 kernel's numbers, with evidence equal to the ground truth; history, events,
 the post-mortem and detaching."""
 import os, signal, time
-from lib import (Connscope, Server, bpf_link_ids, check, client, eq, pinned, settle, ss_listener,
-                 wait_until)
+import subprocess
+from lib import (PY, ROOT, Connscope, Netns, Proc, Server, bpf_link_ids, check, client, eq, pinned,
+                 settle, ss_listener, tcp_ext, wait_until)
 
 
 def diagnosis(cs, query=""):
@@ -144,3 +145,72 @@ def test_reset_no_listener():
     eq(evidence(d, "reset_no_listener")["resets_no_socket"], 25, "resets to the closed port")
     eq(cs.metrics().get1("connscope_tcp_resets_sent_total", reason="no_socket"), 25, "no_socket resets")
     cs.stop()
+
+
+def memory_cgroup(limit):
+    """A memory cgroup of the test's own (v1 or v2) capped at limit bytes:
+    returns (its procs file, its directory)."""
+    name = "cs-test-oom-%d" % os.getpid()
+    v1 = "/sys/fs/cgroup/memory"
+    if os.path.isdir(v1):
+        d = os.path.join(v1, name)
+        os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, "memory.limit_in_bytes"), "w") as f:
+            f.write(str(limit))
+        return os.path.join(d, "cgroup.procs"), d
+    for root in ("/sys/fs/cgroup", "/sys/fs/cgroup/unified"):
+        ctl = os.path.join(root, "cgroup.controllers")
+        if os.path.exists(ctl) and "memory" in open(ctl).read().split():
+            d = os.path.join(root, name)
+            os.makedirs(d, exist_ok=True)
+            with open(os.path.join(d, "memory.max"), "w") as f:
+                f.write(str(limit))
+            return os.path.join(d, "cgroup.procs"), d
+    raise AssertionError("no memory cgroup controller to make a real OOM kill")
+
+
+def test_oom_kill_of_a_descendant():
+    procs, cg = memory_cgroup(64 << 20)
+    try:
+        parent = Proc([PY, os.path.join(ROOT, "tests", "servers", "oom_parent.py"), procs])
+        parent.wait_line("READY")
+        cs = Connscope(parent.pid)
+        os.kill(parent.pid, signal.SIGUSR1)  # the child is forked after attach
+        child, sig = map(int, parent.wait_line("CHILD", timeout=30).split()[1:])
+        eq(sig, signal.SIGKILL, "the child ended by SIGKILL (the OOM killer)")
+        time.sleep(0.5)
+        eq(cs.metrics().get1("connscope_oom_kills_total"), 1, "OOM kills counted")
+        d = diagnosis(cs)
+        eq(d["verdict"], "oom_kill", "verdict")
+        eq(evidence(d, "oom_kill")["oom_kills"], 1, "OOM kills in evidence")
+        ev = [e for e in cs.json("/api/v1/events")["events"] if e["kind"] == "oom_kill"]
+        eq([e["pid"] for e in ev], [child], "the OOM event names the child")
+        cs.stop()
+    finally:
+        parent.kill()
+        for _ in range(50):
+            try:
+                os.rmdir(cg)
+                break
+            except OSError:
+                time.sleep(0.1)
+
+
+def test_syn_queue_overflow_from_syncookies():
+    with Netns() as ns:
+        # tcp_syncookies=2 answers every SYN with a cookie, as a SYN queue
+        # under a flood does: the namespace is the test's own
+        subprocess.run(["ip", "netns", "exec", ns.name, "sysctl", "-qw", "net.ipv4.tcp_syncookies=2"],
+                       check=True)
+        srv = Server(netns=ns)
+        base = tcp_ext(srv.pid)
+        cs = Connscope(srv.pid)
+        r = client("127.0.0.1", srv.port, 50, netns=ns, hold=0.2)
+        eq(r["connected"], 50, "clients connect through cookies")
+        time.sleep(0.5)
+        sent = tcp_ext(srv.pid)["SyncookiesSent"] - base["SyncookiesSent"]
+        eq(sent, 50, "TcpExt SyncookiesSent delta")
+        d = diagnosis(cs)
+        eq(d["verdict"], "syn_queue_overflow", "verdict")
+        eq(evidence(d, "syn_queue_overflow")["syncookies_sent"], sent, "cookies in evidence vs TcpExt")
+        cs.stop()

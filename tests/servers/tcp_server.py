@@ -22,10 +22,14 @@ a = p.parse_args()
 stats = {"pid": os.getpid(), "accepted": 0, "emfile": 0, "closed": 0, "errors": {}}
 
 
+def emit(line):
+    """One line, one write(2): the master and its workers share this pipe."""
+    os.write(1, (line + "\n").encode())
+
+
 def report():
     stats["pid"] = os.getpid()
-    sys.stdout.write("STATS " + json.dumps(stats) + "\n")
-    sys.stdout.flush()
+    emit("STATS " + json.dumps(stats))
 
 
 def accepting():
@@ -100,12 +104,12 @@ def main():
     ls.setblocking(False)  # pre-forked workers share it: poll wakes them all
     if a.workers:
         signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR1])
-    print("READY %d" % ls.getsockname()[1], flush=True)
+    emit("READY %d" % ls.getsockname()[1])
     if a.close_listener_on_usr2:
         signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR2])
         signal.sigwait([signal.SIGUSR2])
         ls.close()
-        print("CLOSED", flush=True)
+        emit("CLOSED")
         while True:
             time.sleep(3600)
     if not a.workers:
@@ -121,7 +125,7 @@ def main():
             serve(ls)
             os._exit(0)
         kids.append(pid)
-    print("WORKERS " + " ".join(map(str, kids)), flush=True)
+    emit("WORKERS " + " ".join(map(str, kids)))
     for k in kids:
         os.waitpid(k, 0)
 

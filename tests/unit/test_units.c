@@ -157,6 +157,11 @@ static void test_rules(void)
 	pts[3].resets_abort = 7;
 	diagnose(s, pts, 8, d);
 	CHECK(diagnose_has(d, "reset_on_close"));
+	/* namespace TCP memory pressure (tcp_mem is machine-wide: no real-kernel test) */
+	pts[5].memory_pressures = 3;
+	diagnose(s, pts, 8, d);
+	CHECK(!strcmp(d->verdict, "tcp_memory_pressure"));
+	CHECK(d->causes[0].n_evidence >= 1 && d->causes[0].evidence[0].num == 3);
 	free(s);
 	free(d);
 }

@@ -61,8 +61,10 @@ static void inode_set_add(struct inode_set *s, uint64_t ino)
 {
 	if (inode_set_has(s, ino))
 		return;
-	if (s->n == INODES_KEPT) /* forget the oldest */
-		memmove(s->v, s->v + 1, sizeof(s->v[0]) * (INODES_KEPT - 1)), s->n--;
+	if (s->n == INODES_KEPT) { /* forget the oldest */
+		memmove(s->v, s->v + 1, sizeof(s->v[0]) * (INODES_KEPT - 1));
+		s->n--;
+	}
 	s->v[s->n++] = ino;
 }
 

@@ -13,6 +13,11 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
+/* Inode of the target's network namespace (0: do not filter). Ports alone
+ * are not enough: pods on one host all listen on 8080 in namespaces of
+ * their own. Set by userspace between open and load. */
+const volatile __u32 target_netns = 0;
+
 /* tgid -> 1 for the target and its descendants (userspace seeds, forks add). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -98,6 +103,14 @@ static __always_inline bool port_is_watched(__u16 port)
 	__u8 *v = bpf_map_lookup_elem(&listen_ports, &idx);
 
 	return v && *v;
+}
+
+/* Softirq-side hooks run for every socket on the host: after the port, the
+ * namespace decides whether a socket is the target's. */
+static __always_inline bool sk_is_watched(const struct sock *sk, __u16 port)
+{
+	return port_is_watched(port) &&
+	       (!target_netns || sk->__sk_common.skc_net.net->ns.inum == target_netns);
 }
 
 static __always_inline void count(__u32 idx)
@@ -361,7 +374,7 @@ int BPF_PROG(on_set_state, const struct sock *sk, const int oldstate, const int 
 		struct cs_conn fresh = {};
 		__u16 port = sk->__sk_common.skc_num;
 
-		if (!port_is_watched(port))
+		if (!sk_is_watched(sk, port))
 			return 0;
 		fresh.established_ns = bpf_ktime_get_ns();
 		fresh.port = port;
@@ -450,14 +463,20 @@ int BPF_PROG(on_send_reset, const struct sock *sk, const struct sk_buff *skb,
 	__u64 *v;
 	__u16 port;
 
-	if (sk)
+	if (sk) {
 		port = sk_local_port(sk);
-	else if (skb)
+		if (!sk_is_watched(sk, port))
+			return 0;
+	} else if (skb) {
 		port = fill_tuple_from_skb(NULL, skb);
-	else
+		if (!port_is_watched(port))
+			return 0;
+		/* no socket: the namespace is the receiving device's */
+		if (target_netns && skb->dev && skb->dev->nd_net.net->ns.inum != target_netns)
+			return 0;
+	} else {
 		return 0;
-	if (!port_is_watched(port))
-		return 0;
+	}
 	if (idx >= CS_RST_REASONS_MAX)
 		idx = CS_RST_REASONS_MAX - 1;
 	v = bpf_map_lookup_elem(&resets_sent, &idx);
@@ -481,7 +500,7 @@ int BPF_PROG(on_receive_reset, struct sock *sk)
 	__u64 key = (__u64)sk;
 	struct cs_conn *conn;
 
-	if (!port_is_watched(sk_local_port(sk)))
+	if (!sk_is_watched(sk, sk_local_port(sk)))
 		return 0;
 	count(CS_CNT_RESETS_RECEIVED);
 	conn = bpf_map_lookup_elem(&conns, &key);
@@ -493,7 +512,7 @@ int BPF_PROG(on_receive_reset, struct sock *sk)
 SEC("tp_btf/tcp_retransmit_synack")
 int BPF_PROG(on_retransmit_synack, const struct sock *sk, const struct request_sock *req)
 {
-	if (port_is_watched(sk->__sk_common.skc_num))
+	if (sk_is_watched(sk, sk->__sk_common.skc_num))
 		count(CS_CNT_SYNACK_RETRANS);
 	return 0;
 }

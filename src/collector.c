@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include "probes.h"
@@ -66,6 +67,16 @@ static void inode_set_add(struct inode_set *s, uint64_t ino)
 		s->n--;
 	}
 	s->v[s->n++] = ino;
+}
+
+/* Inode of PID's network namespace, 0 if it cannot be read. */
+static uint32_t netns_inode(int pid)
+{
+	char path[64];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "/proc/%d/ns/net", pid);
+	return stat(path, &st) ? 0 : (uint32_t)st.st_ino;
 }
 
 static void on_bpf_event(const struct cs_event *e, void *arg)
@@ -274,7 +285,7 @@ int collector_new(int pid, bool verbose, struct collector **out)
 		err = -ENOMEM;
 		goto fail;
 	}
-	err = probes_open(&c->probes, verbose, on_bpf_event, c->events);
+	err = probes_open(&c->probes, netns_inode(pid), verbose, on_bpf_event, c->events);
 	if (err)
 		goto fail;
 	err = names_init();

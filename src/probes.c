@@ -94,7 +94,7 @@ static int on_ringbuf(void *ctx, void *data, size_t len)
 	return 0;
 }
 
-int probes_open(struct probes **out, bool verbose, probes_event_fn fn, void *arg)
+int probes_open(struct probes **out, uint32_t netns_ino, bool verbose, probes_event_fn fn, void *arg)
 {
 	struct probes *p;
 	int err;
@@ -136,6 +136,7 @@ int probes_open(struct probes **out, bool verbose, probes_event_fn fn, void *arg
 		goto fail;
 	}
 	skip_missing_syscalls(p->skel);
+	p->skel->rodata->target_netns = netns_ino;
 	err = connscope_bpf__load(p->skel);
 	if (err) {
 		fprintf(stderr, "connscope: loading BPF programs failed: %s%s\n", strerror(-err),

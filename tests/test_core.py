@@ -141,3 +141,27 @@ def test_ipv6_listener_and_detach():
     eq(cs.metrics().get1("connscope_accept_queue_limit", listener=lbl), 128, "IPv6 listener's queue limit")
     cs.stop(signal.SIGTERM)
     eq(bpf_link_ids() - links, set(), "BPF links left after SIGTERM")
+
+
+def test_same_port_in_another_netns_is_not_counted():
+    # two pods on one host: the same port, each in a namespace of its own
+    with Netns() as mine, Netns() as other:
+        srv = Server("--mode", "abort_on_data", "--port", 18181, netns=mine)
+        neighbour = Server("--mode", "abort_on_data", "--port", 18181, netns=other)
+        base = tcp_ext(srv.pid)
+        cs = Connscope(srv.pid)
+        client("127.0.0.1", 18181, 30, netns=other, send="x", hold=1.0)
+        client("127.0.0.1", 18181, 10, netns=mine, send="x", hold=1.0)
+        wait_until(lambda: srv.total("closed") == 10 and neighbour.total("closed") == 30, 20,
+                   "both servers to abort their connections")
+        lbl = "127.0.0.1:18181"
+        sent = settle(lambda: cs.metrics().get1("connscope_tcp_resets_sent_total", reason="tcp_abort_on_close"),
+                      what="resets")
+        eq(tcp_ext(srv.pid)["TCPAbortOnClose"] - base["TCPAbortOnClose"], 10, "aborts in the target's netns")
+        eq(sent, 10, "resets counted: the target's only, not the neighbour's 30")
+        m = cs.metrics()
+        eq(m.get1("connscope_accepts_total", listener=lbl), 10, "accepts")
+        eq(m.get1("connscope_connections_closed_total", listener=lbl, initiator="reset"), 10, "closed by reset")
+        eq(m.get1("connscope_connections_closed_before_accept_total", listener=lbl), 0,
+           "the neighbour's connections are not ours to close")
+        cs.stop()

@@ -165,3 +165,17 @@ def test_same_port_in_another_netns_is_not_counted():
         eq(m.get1("connscope_connections_closed_before_accept_total", listener=lbl), 0,
            "the neighbour's connections are not ours to close")
         cs.stop()
+
+
+def test_dual_stack_listener_counts_v4_mapped_clients():
+    srv = Server("--mode", "close_on_eof", host="::")  # [::]:port takes IPv4 too
+    cs = Connscope(srv.pid)
+    client("127.0.0.1", srv.port, 20, hold=0.2)   # arrive v4-mapped
+    client("::1", srv.port, 15, hold=0.2)
+    wait_until(lambda: srv.total("closed") == 35, 15, "server to close 35")
+    lbl = "[::]:%d" % srv.port
+    eq(settle(lambda: cs.metrics().get1("connscope_accepts_total", listener=lbl), what="accepts"), 35,
+       "IPv4 (v4-mapped) and IPv6 accepts on one dual-stack listener")
+    eq(cs.metrics().get1("connscope_connections_closed_total", listener=lbl, initiator="remote"), 35,
+       "closed by the clients")
+    cs.stop()

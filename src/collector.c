@@ -272,6 +272,11 @@ int collector_new(int pid, bool verbose, struct collector **out)
 	if (!c)
 		return -ENOMEM;
 	pthread_mutex_init(&c->lock, NULL);
+	err = procfs_tgid(pid);
+	if (err > 0 && err != pid) {
+		fprintf(stderr, "connscope: %d is a thread of process %d; watching %d\n", pid, err, err);
+		pid = err;
+	}
 	c->pid = pid;
 	c->started = mono_now();
 	err = procfs_start_time(pid, &c->start_time);

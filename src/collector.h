@@ -11,7 +11,8 @@
 
 struct collector;
 
-/* Attaches to pid and its descendants. Prints what failed; 0 or -errno. */
+/* Attaches to pid (the process, if pid names one of its threads) and its
+ * descendants. Prints what failed; 0 or -errno. */
 int collector_new(int pid, bool verbose, struct collector **out);
 void collector_free(struct collector *c);
 /* Waits for ring-buffer events up to timeout_ms. */

@@ -42,7 +42,7 @@ static void usage(FILE *f)
 		"later) and tells why its connections fail: accept-queue overflow, fd\n"
 		"exhaustion, resets on close, a stalled acceptor, OOM kills.\n"
 		"\n"
-		"  -p, --pid PID          process to watch (required)\n"
+		"  -p, --pid PID          process to watch (required; a thread ID names its process)\n"
 		"  -l, --listen ADDR:PORT HTTP address (default 127.0.0.1:9477; [::1]:9477 for IPv6)\n"
 		"  -i, --interval SECONDS snapshot and history tick (default 1, 0.1 to 60)\n"
 		"  -v, --verbose          libbpf and probe details on stderr\n"

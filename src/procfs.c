@@ -79,6 +79,25 @@ static int read_status(int pid, struct cs_proc *out)
 	return 0;
 }
 
+int procfs_tgid(int pid)
+{
+	char path[64], line[128];
+	int tgid = -ENOENT;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, "Tgid:", 5)) {
+			tgid = atoi(line + 5);
+			break;
+		}
+	fclose(f);
+	return tgid;
+}
+
 int procfs_read_process(int pid, struct cs_proc *out)
 {
 	int err;

@@ -18,6 +18,9 @@ struct cs_proc {
 
 /* 0, -ENOENT if the PID does not exist, -errno otherwise. */
 int procfs_read_process(int pid, struct cs_proc *out);
+/* The process (thread group) PID belongs to: PID itself unless it names a
+ * thread (a TID from top -H or a thread dump). -errno if it does not exist. */
+int procfs_tgid(int pid);
 /* Start time of PID in clock ticks (field 22 of stat): tells a reused PID. */
 int procfs_start_time(int pid, uint64_t *out);
 /* Every live descendant of pid (not pid itself) into out; returns the count. */

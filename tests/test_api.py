@@ -2,8 +2,8 @@
 """Issue 3: the HTTP API (JSON equals /metrics, 404/405/gzip/content type)
 and every bad-input case of the command line, each one clear line."""
 import gzip, json, os, socket, subprocess
-from lib import (CONNSCOPE, Connscope, Server, check, client, eq, free_port, pinned, run_connscope,
-                 ss_listener)
+from lib import (PY, Connscope, Proc, Server, check, client, eq, free_port, pinned, run_connscope,
+                 settle, ss_listener, wait_until)
 
 
 def test_snapshot_json_equals_metrics():
@@ -103,3 +103,25 @@ def test_bad_command_lines():
     check("--pid PID" in out and "--listen" in out and "--interval" in out, "--help names the options")
     rc, out, err = run_connscope(["--version"])
     eq((rc, out.split()[0]), (0, "connscope"), "--version")
+
+
+def test_thread_id_resolves_to_its_process():
+    # a TID from top -H or a Java thread dump: connscope watches its process
+    code = ("import socket, threading, time, os\n"
+            "s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(64)\n"
+            "def run():\n"
+            "    os.write(1, ('TID %d %d\\n' % (threading.get_native_id(), s.getsockname()[1])).encode())\n"
+            "    while True: s.accept()\n"
+            "threading.Thread(target=run, daemon=True).start()\n"
+            "time.sleep(600)\n")
+    srv = Proc([PY, "-c", code])
+    tid, port = map(int, srv.wait_line("TID").split()[1:])
+    check(tid != srv.pid, "the thread has its own id")
+    cs = Connscope(tid)
+    wait_until(lambda: any("is a thread of process %d" % srv.pid in l for l in cs.err_lines), 5,
+               "connscope says which process it watches")
+    client("127.0.0.1", port, 12, hold=0.2)
+    eq(settle(lambda: cs.metrics().get1("connscope_accepts_total", listener="127.0.0.1:%d" % port),
+              what="accepts"), 12, "accepts of the thread's process")
+    eq(cs.json("/api/v1/snapshot")["target"]["pid"], srv.pid, "target pid is the process")
+    cs.stop()

@@ -360,22 +360,24 @@ int probes_poll(struct probes *p, int timeout_ms)
 	return n == -EINTR ? 0 : n;
 }
 
+/* What the kernel charges for each map (fdinfo's memlock), summed. */
 uint64_t probes_map_bytes(struct probes *p)
 {
 	struct bpf_map *m;
 	uint64_t total = 0;
 
 	bpf_object__for_each_map(m, p->skel->obj) {
-		uint64_t vs = bpf_map__value_size(m), ks = bpf_map__key_size(m);
-		enum bpf_map_type t = bpf_map__type(m);
+		char path[64], line[128];
+		FILE *f;
 
-		if (t == BPF_MAP_TYPE_RINGBUF) {
-			total += bpf_map__max_entries(m);
+		snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", bpf_map__fd(m));
+		f = fopen(path, "re");
+		if (!f)
 			continue;
-		}
-		if (t == BPF_MAP_TYPE_PERCPU_HASH || t == BPF_MAP_TYPE_PERCPU_ARRAY)
-			vs = ((vs + 7) & ~7ULL) * p->ncpus;
-		total += (ks + vs) * (uint64_t)bpf_map__max_entries(m);
+		while (fgets(line, sizeof(line), f))
+			if (!strncmp(line, "memlock:", 8))
+				total += strtoull(line + 8, NULL, 10);
+		fclose(f);
 	}
 	return total;
 }

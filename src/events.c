@@ -63,12 +63,3 @@ int events_copy(struct events *ev, struct cs_event_rec *out, int max)
 	return n;
 }
 
-uint64_t events_total(struct events *ev)
-{
-	uint64_t n;
-
-	pthread_mutex_lock(&ev->lock);
-	n = ev->total;
-	pthread_mutex_unlock(&ev->lock);
-	return n;
-}

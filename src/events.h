@@ -25,5 +25,4 @@ void events_push_bpf(struct events *ev, const struct cs_event *e);
 void events_push(struct events *ev, const struct cs_event_rec *r);
 /* Copies up to max newest-first into out; returns the count. */
 int events_copy(struct events *ev, struct cs_event_rec *out, int max);
-uint64_t events_total(struct events *ev);
 #endif

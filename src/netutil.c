@@ -109,15 +109,6 @@ void net_format_local(int fd, char *buf, size_t len)
 	}
 }
 
-int net_set_nonblock(int fd)
-{
-	int fl = fcntl(fd, F_GETFL);
-
-	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
-		return -errno;
-	return 0;
-}
-
 long net_raise_nofile(long want)
 {
 	struct rlimit rl;

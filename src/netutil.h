@@ -13,7 +13,6 @@ int net_parse_hostport(const char *what, const char *s, struct sockaddr_storage 
 /* A bound, listening socket (SO_REUSEADDR) or -errno, with the reason
  * printed ("127.0.0.1:9477 is in use: pick another with --listen"). */
 int net_listen(const char *what, const char *addr, int backlog, bool nonblock);
-int net_set_nonblock(int fd);
 /* "127.0.0.1:9477" / "[::1]:9477": the address fd is bound to (port 0 resolved). */
 void net_format_local(int fd, char *buf, size_t len);
 /* Raises the soft RLIMIT_NOFILE to want (<= 0: the hard limit); returns the

@@ -45,9 +45,3 @@ uint64_t snapshot_accept_errors(const struct cs_snapshot *s, int err)
 	}
 	return n;
 }
-
-uint64_t snapshot_events_lost(const struct cs_snapshot *s)
-{
-	return s->counters[CS_CNT_EVENTS_DROPPED] + s->counters[CS_CNT_CONNS_TABLE_FULL] +
-	       s->counters[CS_CNT_TARGETS_FULL];
-}

@@ -97,5 +97,4 @@ uint64_t snapshot_listen_drops(const struct cs_snapshot *s);
 uint64_t snapshot_resets_sent(const struct cs_snapshot *s);
 uint64_t snapshot_fd_errors(const struct cs_snapshot *s, int err);
 uint64_t snapshot_accept_errors(const struct cs_snapshot *s, int err);
-uint64_t snapshot_events_lost(const struct cs_snapshot *s);
 #endif

@@ -180,13 +180,6 @@ def client(host, port, count, netns=None, rate=0, send="", hold=0.5, timeout=3.0
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def client_async(host, port, count, netns=None, **kw):
-    argv = [PY, CLIENT, host, str(port), "--count", str(count)]
-    for k, v in kw.items():
-        argv += ["--" + k.replace("_", "-"), str(v)]
-    return Proc(argv, netns=netns)
-
-
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
-# connscope build: BPF objects -> skeletons -> daemon, tools, tests.
-# `make deps` installs what the build and tests need; `make test` runs all.
+# connscope build: BPF object -> skeleton -> daemon; the load client and the
+# demo server need only a C compiler. `make deps` installs what the build and
+# tests need; `make test` runs every test.
 
 OUT := build
 CLANG ?= clang
@@ -8,6 +9,10 @@ BPFTOOL ?= bpftool
 LLVM_STRIP ?= llvm-strip
 CC ?= cc
 ARCH := $(shell uname -m | sed 's/x86_64/x86/;s/aarch64/arm64/;s/ppc64le/powerpc/;s/s390x/s390/')
+# Kernel types come from a vmlinux.h kept in the tree (one per architecture),
+# not from the build host's BTF: CO-RE adapts field offsets at load time, so
+# one build runs on every supported kernel.
+VMLINUX_H := bpf/vmlinux/$(ARCH)/vmlinux.h
 
 DEB_PACKAGES := clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev libmicrohttpd-dev \
 	libcjson-dev nettle-dev pkg-config iproute2 curl python3 prometheus
@@ -16,15 +21,31 @@ CFLAGS ?= -O2 -g
 WARN := -Wall -Wextra -Werror
 # BPF_PROG() declares ctx and every tracepoint argument, used or not.
 BPF_WARN := $(WARN) -Wno-unused-parameter
-INCLUDES := -Iinclude -I$(OUT) -Isrc
-LIBS := -lbpf -lelf -lz -lmicrohttpd -lcjson -lnettle -lpthread -lm
+DEPFLAGS = -MMD -MP
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-DAEMON_SRCS := main.c collector.c probes.c procfs.c sockdiag.c history.c events.c \
-	snapshot.c prom.c json.c diagnose.c http.c names.c sbuf.c netutil.c
-DAEMON_OBJS := $(DAEMON_SRCS:%.c=$(OUT)/obj/%.o)
-DAEMON_SAN_OBJS := $(DAEMON_SRCS:%.c=$(OUT)/san/%.o)
-HEADERS := $(wildcard src/*.h include/connscope/*.h) $(OUT)/connscope.skel.h
+# Each program's sources, and the libraries it alone links.
+COMMON_SRCS := $(wildcard src/common/*.c)
+DAEMON_SRCS := $(wildcard src/daemon/*.c) src/common/netutil.c src/common/sbuf.c src/common/args.c
+DAEMON_LIBS := -lbpf -lelf -lz -lmicrohttpd -lcjson -lpthread -lm
+LOAD_SRCS := $(wildcard src/load/*.c) src/common/netutil.c src/common/ws.c src/common/stomp.c \
+	src/common/args.c
+LOAD_LIBS := -lnettle -lm
+DEMO_SRCS := $(wildcard src/demo/*.c) src/common/netutil.c src/common/ws.c src/common/stomp.c \
+	src/common/args.c
+DEMO_LIBS := -lnettle
+
+# Includes by program: a daemon file sees daemon and common headers, never the
+# load client's; include/ holds what the BPF side shares.
+INC_common := -Iinclude -Isrc/common
+INC_daemon := $(INC_common) -Isrc/daemon -I$(OUT)
+INC_load := $(INC_common) -Isrc/load
+INC_demo := $(INC_common) -Isrc/demo
+# src/<program>/x.c -> that program's includes
+inc = $(INC_$(word 2,$(subst /, ,$(1))))
+
+obj = $(patsubst src/%.c,$(OUT)/obj/%.o,$(1))
+san = $(patsubst src/%.c,$(OUT)/san/%.o,$(1))
 
 ifeq ($(V),1)
 Q =
@@ -49,60 +70,65 @@ deps:
 	echo "  DEPS     installing" $$missing; \
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null
 
-$(OUT) $(OUT)/obj $(OUT)/san:
+$(OUT):
 	$(Q)mkdir -p $@
 
-$(OUT)/vmlinux.h: | $(OUT)
-	$(call msg,GEN,$@)
-	$(Q)$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $@
-
-$(OUT)/%.bpf.o: bpf/%.bpf.c bpf/connscope.bpf.h include/connscope/connscope.h $(OUT)/vmlinux.h | $(OUT)
+$(OUT)/%.bpf.o: bpf/%.bpf.c $(VMLINUX_H) | $(OUT)
 	$(call msg,BPF,$@)
-	$(Q)$(CLANG) -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) $(INCLUDES) -Ibpf $(BPF_WARN) -c $< -o $@
+	$(Q)$(CLANG) -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Iinclude -Ibpf -I$(dir $(VMLINUX_H)) \
+		$(BPF_WARN) $(DEPFLAGS) -c $< -o $@
 	$(Q)$(LLVM_STRIP) -g $@
 
 $(OUT)/%.skel.h: $(OUT)/%.bpf.o
 	$(call msg,GEN-SKEL,$@)
 	$(Q)$(BPFTOOL) gen skeleton $< name connscope_bpf > $@
 
-$(OUT)/obj/%.o: src/%.c $(HEADERS) | $(OUT)/obj
+# Only the file that opens the skeleton waits for it.
+$(OUT)/obj/daemon/probes.o $(OUT)/san/daemon/probes.o: $(OUT)/connscope.skel.h
+
+$(OUT)/obj/%.o: src/%.c
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) $(WARN) -std=gnu11 $(INCLUDES) -c $< -o $@
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) $(WARN) -std=gnu11 $(call inc,$<) $(DEPFLAGS) -c $< -o $@
 
-$(OUT)/san/%.o: src/%.c $(HEADERS) | $(OUT)/san
+$(OUT)/san/%.o: src/%.c
 	$(call msg,CC-SAN,$@)
-	$(Q)$(CC) -O1 -g $(SAN) $(WARN) -std=gnu11 $(INCLUDES) -c $< -o $@
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) -O1 -g $(SAN) $(WARN) -std=gnu11 $(call inc,$<) $(DEPFLAGS) -c $< -o $@
 
-$(OUT)/connscope: $(DAEMON_OBJS)
+$(OUT)/connscope: $(call obj,$(DAEMON_SRCS))
 	$(call msg,LINK,$@)
-	$(Q)$(CC) $(CFLAGS) $^ $(LIBS) -o $@
+	$(Q)$(CC) $(CFLAGS) $^ $(DAEMON_LIBS) -o $@
 
-LOAD_SRCS := load_main.c load.c ws.c stomp.c netutil.c
-$(OUT)/connscope-load: $(LOAD_SRCS:%.c=$(OUT)/obj/%.o)
+$(OUT)/connscope-load: $(call obj,$(LOAD_SRCS))
 	$(call msg,LINK,$@)
-	$(Q)$(CC) $(CFLAGS) $^ -lnettle -lm -o $@
+	$(Q)$(CC) $(CFLAGS) $^ $(LOAD_LIBS) -o $@
 
-DEMO_SRCS := demo_server.c ws.c stomp.c netutil.c
-$(OUT)/connscope-demo-server: $(DEMO_SRCS:%.c=$(OUT)/obj/%.o)
+$(OUT)/connscope-demo-server: $(call obj,$(DEMO_SRCS))
 	$(call msg,LINK,$@)
-	$(Q)$(CC) $(CFLAGS) $^ -lnettle -o $@
+	$(Q)$(CC) $(CFLAGS) $^ $(DEMO_LIBS) -o $@
 
 # The daemon under ASan/UBSan: the real-kernel tests run this one.
-$(OUT)/connscope-san: $(DAEMON_SAN_OBJS)
+$(OUT)/connscope-san: $(call san,$(DAEMON_SRCS))
 	$(call msg,LINK,$@)
-	$(Q)$(CC) $(SAN) $^ $(LIBS) -o $@
+	$(Q)$(CC) $(SAN) $^ $(DAEMON_LIBS) -o $@
 
-UNIT_SRCS := history.c events.c snapshot.c prom.c json.c diagnose.c names.c sbuf.c sockdiag.c ws.c stomp.c
-$(OUT)/unit-tests: tests/unit/test_units.c $(UNIT_SRCS:%.c=$(OUT)/san/%.o)
+# Unit tests: one file per module (tests/unit/test_<module>.c), each linked
+# with the modules it tests, all run by tests/unit/unit.c's runner.
+UNIT_MODULES := src/daemon/history.c src/daemon/events.c src/daemon/snapshot.c src/daemon/prom.c \
+	src/daemon/json.c src/daemon/diagnose.c src/daemon/names.c src/daemon/sockdiag.c \
+	src/common/sbuf.c src/common/netutil.c src/common/ws.c src/common/stomp.c src/common/args.c
+UNIT_TESTS := $(wildcard tests/unit/*.c)
+$(OUT)/unit-tests: $(UNIT_TESTS) $(call san,$(UNIT_MODULES))
 	$(call msg,LINK,$@)
-	$(Q)$(CC) -O1 -g $(SAN) $(WARN) -std=gnu11 $(INCLUDES) $^ $(LIBS) -o $@
+	$(Q)$(CC) -O1 -g $(SAN) $(WARN) -std=gnu11 $(INC_daemon) -Itests/unit $^ $(DAEMON_LIBS) -lnettle -o $@
 
 unit: $(OUT)/unit-tests
 	$(Q)$(OUT)/unit-tests
 
 test: deps
 	$(Q)$(MAKE) --no-print-directory all $(OUT)/connscope-san $(OUT)/unit-tests
-	$(Q)python3 tests/run.py
+	$(Q)python3 tests/harness/run.py
 
 bench: deps all
 	$(Q)python3 scripts/bench.py
@@ -117,3 +143,5 @@ demo: deps all
 clean:
 	$(call msg,CLEAN,$(OUT))
 	$(Q)rm -rf $(OUT)
+
+-include $(shell find $(OUT) -name '*.d' 2>/dev/null)

@@ -10,7 +10,7 @@ import argparse, json, os, signal, statistics, subprocess, sys, time, urllib.req
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-sys.path.insert(0, os.path.join(ROOT, "tests"))
+sys.path.insert(0, os.path.join(ROOT, "tests", "harness"))
 from lib import Proc, cleanup_all, free_port, pinned, settle, ss_listener, wait_until  # noqa: E402
 
 BUILD = os.path.join(ROOT, "build")

@@ -172,7 +172,7 @@ def memory_cgroup(limit):
 def test_oom_kill_of_a_descendant():
     procs, cg = memory_cgroup(64 << 20)
     try:
-        parent = Proc([PY, os.path.join(ROOT, "tests", "servers", "oom_parent.py"), procs])
+        parent = Proc([PY, os.path.join(ROOT, "tests", "harness", "servers", "oom_parent.py"), procs])
         parent.wait_line("READY")
         cs = Connscope(parent.pid)
         os.kill(parent.pid, signal.SIGUSR1)  # the child is forked after attach

@@ -5,6 +5,7 @@
 #define CS_NETUTIL_H
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 
 /* "127.0.0.1:80", "[::1]:80", "localhost:80". Prints what is wrong (what
@@ -13,6 +14,8 @@ int net_parse_hostport(const char *what, const char *s, struct sockaddr_storage 
 /* A bound, listening socket (SO_REUSEADDR) or -errno, with the reason
  * printed ("127.0.0.1:9477 is in use: pick another with --listen"). */
 int net_listen(const char *what, const char *addr, int backlog, bool nonblock);
+/* "127.0.0.1:80" / "[::1]:80" from a raw address (struct in_addr / in6_addr). */
+void net_format_addr(int family, const void *addr, uint16_t port, char *buf, size_t len);
 /* "127.0.0.1:9477" / "[::1]:9477": the address fd is bound to (port 0 resolved). */
 void net_format_local(int fd, char *buf, size_t len);
 /* Raises the soft RLIMIT_NOFILE to want (<= 0: the hard limit); returns the

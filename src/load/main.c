@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "args.h"
 #include "load.h"
 #include "netutil.h"
 
@@ -33,14 +34,7 @@ static void usage(FILE *f)
 
 static int num(const char *opt, const char *v, double lo, double hi, double *out)
 {
-	char *end;
-
-	*out = strtod(v, &end);
-	if (!*v || *end || !(*out >= lo && *out <= hi)) {
-		fprintf(stderr, "connscope-load: %s %s: expected a number from %g to %g\n", opt, v, lo, hi);
-		return -EINVAL;
-	}
-	return 0;
+	return args_double("connscope-load", opt, v, lo, hi, out);
 }
 
 int main(int argc, char **argv)

@@ -17,6 +17,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include "args.h"
 #include "clock.h"
 #include "netutil.h"
 #include "stomp.h"
@@ -91,8 +92,8 @@ static int parse(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
+	char flag[32];
 	int c;
-	char *end;
 	long v;
 
 	opterr = 0;
@@ -114,13 +115,9 @@ static int parse(int argc, char **argv)
 				c == ':' ? "needs a value" : "is not an option");
 			return -EINVAL;
 		}
-		errno = 0;
-		v = strtol(optarg, &end, 10);
-		if (!*optarg || *end || errno || v < 0 || v > 100000000) {
-			fprintf(stderr, "connscope-demo-server: %s %s: expected a number >= 0\n",
-				argv[optind - 2], optarg);
+		if (args_long("connscope-demo-server", args_flag(opts, c, flag, sizeof(flag)), optarg,
+			      0, 100000000, &v))
 			return -EINVAL;
-		}
 		if (c == 'b')
 			o.backlog = (int)v;
 		else if (c == 'd')

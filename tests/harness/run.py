@@ -6,6 +6,7 @@ BPF programs. Ends with 'N passed, N failed'."""
 import glob, importlib.util, os, re, signal, subprocess, sys, time, traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+TESTS = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 import lib  # noqa: E402
 
@@ -39,7 +40,7 @@ def main():
             print("FAIL unit-tests: exit %d" % unit.returncode)
             failed += 1
     signal.signal(signal.SIGALRM, on_alarm)
-    for path in sorted(glob.glob(os.path.join(HERE, "test_*.py"))):
+    for path in sorted(glob.glob(os.path.join(TESTS, "test_*.py"))):
         name = os.path.basename(path)[:-3]
         spec = importlib.util.spec_from_file_location(name, path)
         mod = importlib.util.module_from_spec(spec)

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "args.h"
 #include "collector.h"
 #include "diagnose.h"
 #include "http.h"
@@ -67,7 +68,6 @@ static int parse_args(int argc, char **argv)
 		{ "version", no_argument, NULL, 'V' },
 		{ 0 },
 	};
-	char *end;
 	long pid;
 	int c;
 
@@ -75,9 +75,7 @@ static int parse_args(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, ":p:l:i:vhV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'p':
-			errno = 0;
-			pid = strtol(optarg, &end, 10);
-			if (!*optarg || *end || errno || pid <= 0 || pid > 4194304) {
+			if (args_long(NULL, "--pid", optarg, 1, 4194304, &pid)) {
 				fprintf(stderr, "connscope: --pid %s: not a process ID\n", optarg);
 				return -EINVAL;
 			}
@@ -87,11 +85,8 @@ static int parse_args(int argc, char **argv)
 			env.listen = optarg;
 			break;
 		case 'i':
-			env.interval = strtod(optarg, &end);
-			if (!*optarg || *end || !(env.interval >= 0.1 && env.interval <= 60)) {
-				fprintf(stderr, "connscope: --interval %s: expected seconds from 0.1 to 60\n", optarg);
+			if (args_seconds("connscope", "--interval", optarg, 0.1, 60, &env.interval))
 				return -EINVAL;
-			}
 			break;
 		case 'v':
 			env.verbose = true;

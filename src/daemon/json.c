@@ -4,7 +4,7 @@
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
 #include <stdio.h>
-#include "sockdiag.h"
+#include "netutil.h"
 
 static const char *const initiators[CS_INIT_MAX] = { "local", "remote", "reset" };
 
@@ -208,9 +208,9 @@ char *json_events(const struct cs_event_rec *evs, int n)
 			break;
 		case CS_EV_RESET_SENT:
 			cJSON_AddStringToObject(o, "reason", names_rst_reason(e->reason) ? names_rst_reason(e->reason) : "unknown");
-			sockdiag_format_addr(e->family, e->saddr, e->sport, a, sizeof(a));
+			net_format_addr(e->family, e->saddr, e->sport, a, sizeof(a));
 			cJSON_AddStringToObject(o, "local", a);
-			sockdiag_format_addr(e->family, e->daddr, e->dport, a, sizeof(a));
+			net_format_addr(e->family, e->daddr, e->dport, a, sizeof(a));
 			cJSON_AddStringToObject(o, "remote", a);
 			break;
 		case CS_EV_OOM_KILL:

@@ -16,6 +16,4 @@ int sockdiag_somaxconn(const struct sockdiag *sd);
 /* Every TCP listener (IPv4 and IPv6) in the namespace into out[0..max).
  * Returns the count or -errno. */
 int sockdiag_listeners(struct sockdiag *sd, struct cs_listener *out, int max);
-/* "127.0.0.1:80" / "[::1]:80" */
-void sockdiag_format_addr(int family, const void *addr, uint16_t port, char *buf, size_t len);
 #endif

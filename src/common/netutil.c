@@ -86,11 +86,21 @@ int net_listen(const char *what, const char *addr, int backlog, bool nonblock)
 	return fd;
 }
 
+void net_format_addr(int family, const void *addr, uint16_t port, char *buf, size_t len)
+{
+	char a[INET6_ADDRSTRLEN] = "?";
+
+	inet_ntop(family, addr, a, sizeof(a));
+	if (family == AF_INET6)
+		snprintf(buf, len, "[%s]:%u", a, port);
+	else
+		snprintf(buf, len, "%s:%u", a, port);
+}
+
 void net_format_local(int fd, char *buf, size_t len)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
-	char a[INET6_ADDRSTRLEN] = "?";
 
 	if (getsockname(fd, (struct sockaddr *)&ss, &sl)) {
 		snprintf(buf, len, "?");
@@ -99,13 +109,11 @@ void net_format_local(int fd, char *buf, size_t len)
 	if (ss.ss_family == AF_INET6) {
 		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
 
-		inet_ntop(AF_INET6, &s6->sin6_addr, a, sizeof(a));
-		snprintf(buf, len, "[%s]:%u", a, ntohs(s6->sin6_port));
+		net_format_addr(AF_INET6, &s6->sin6_addr, ntohs(s6->sin6_port), buf, len);
 	} else {
 		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
 
-		inet_ntop(AF_INET, &s4->sin_addr, a, sizeof(a));
-		snprintf(buf, len, "%s:%u", a, ntohs(s4->sin_port));
+		net_format_addr(AF_INET, &s4->sin_addr, ntohs(s4->sin_port), buf, len);
 	}
 }
 

@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include <zlib.h>
+#include "args.h"
 #include "diagnose.h"
 #include "json.h"
 #include "netutil.h"
@@ -100,39 +101,12 @@ static enum MHD_Result send_error(struct MHD_Connection *conn, unsigned status, 
 /* "60", "60s", "5m", "1h" -> seconds; false when not a positive duration. */
 static bool parse_seconds(const char *v, double max, double *out)
 {
-	char *end;
-	double n, mult = 1;
-
-	if (!v || !*v)
-		return false;
-	n = strtod(v, &end);
-	if (end == v)
-		return false;
-	if (*end == 's')
-		end++;
-	else if (*end == 'm')
-		mult = 60, end++;
-	else if (*end == 'h')
-		mult = 3600, end++;
-	if (*end || !(n > 0) || n * mult > max)
-		return false;
-	*out = n * mult;
-	return true;
+	return !args_seconds(NULL, NULL, v, 1e-3, max, out);
 }
 
 static bool parse_int(const char *v, long lo, long hi, long *out)
 {
-	char *end;
-	long n;
-
-	if (!v || !*v)
-		return false;
-	errno = 0;
-	n = strtol(v, &end, 10);
-	if (*end || errno || n < lo || n > hi)
-		return false;
-	*out = n;
-	return true;
+	return !args_long(NULL, NULL, v, lo, hi, out);
 }
 
 static const char *arg(struct MHD_Connection *conn, const char *key)

@@ -4,6 +4,7 @@
  * dump sees the target's sockets while the daemon itself stays in its own. */
 #define _GNU_SOURCE
 #include "sockdiag.h"
+#include "netutil.h"
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -108,17 +109,6 @@ int sockdiag_somaxconn(const struct sockdiag *sd)
 	return sd->somaxconn;
 }
 
-void sockdiag_format_addr(int family, const void *addr, uint16_t port, char *buf, size_t len)
-{
-	char a[INET6_ADDRSTRLEN] = "?";
-
-	inet_ntop(family, addr, a, sizeof(a));
-	if (family == AF_INET6)
-		snprintf(buf, len, "[%s]:%u", a, port);
-	else
-		snprintf(buf, len, "%s:%u", a, port);
-}
-
 static void parse_listener(struct nlmsghdr *h, struct cs_listener *l)
 {
 	struct inet_diag_msg *m = NLMSG_DATA(h);
@@ -132,7 +122,7 @@ static void parse_listener(struct nlmsghdr *h, struct cs_listener *l)
 	/* for a listener, rqueue is the accept queue and wqueue its limit */
 	l->queue_len = m->idiag_rqueue;
 	l->queue_limit = m->idiag_wqueue;
-	sockdiag_format_addr(l->family, m->id.idiag_src, l->port, l->label, sizeof(l->label));
+	net_format_addr(l->family, m->id.idiag_src, l->port, l->label, sizeof(l->label));
 	for (; RTA_OK(a, rtlen); a = RTA_NEXT(a, rtlen)) {
 		if (a->rta_type == INET_DIAG_SKMEMINFO &&
 		    RTA_PAYLOAD(a) >= (int)sizeof(uint32_t) * (SK_MEMINFO_DROPS + 1))

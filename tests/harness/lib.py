@@ -5,11 +5,12 @@ and the servers' own counts."""
 import gzip, json, os, re, signal, socket, subprocess, sys, threading, time
 import urllib.error, urllib.request
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HARNESS = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HARNESS))
 BUILD = os.path.join(ROOT, "build")
 CONNSCOPE = os.environ.get("CONNSCOPE_BIN", os.path.join(BUILD, "connscope-san"))
-SERVER = os.path.join(ROOT, "tests", "servers", "tcp_server.py")
-CLIENT = os.path.join(ROOT, "tests", "tcp_client.py")
+SERVER = os.path.join(HARNESS, "servers", "tcp_server.py")
+CLIENT = os.path.join(HARNESS, "tcp_client.py")
 PY = sys.executable or "python3"
 _cleanups = []
 
@@ -119,7 +120,7 @@ class Proc:
 
 
 class Server(Proc):
-    """tests/servers/tcp_server.py; its own counts are the ground truth."""
+    """tests/harness/servers/tcp_server.py; its own counts are the ground truth."""
 
     def __init__(self, *args, netns=None, host="127.0.0.1"):
         super().__init__([PY, SERVER, "--host", host] + [str(a) for a in args], netns=netns)

@@ -25,14 +25,14 @@ DEPFLAGS = -MMD -MP
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 # Each program's sources, and the libraries it alone links.
-COMMON_SRCS := $(wildcard src/common/*.c)
-DAEMON_SRCS := $(wildcard src/daemon/*.c) src/common/netutil.c src/common/sbuf.c src/common/args.c
+DAEMON_SRCS := $(wildcard src/daemon/*.c) src/common/netutil.c src/common/sbuf.c src/common/args.c \
+	src/common/errmsg.c
 DAEMON_LIBS := -lbpf -lelf -lz -lmicrohttpd -lcjson -lpthread -lm
 LOAD_SRCS := $(wildcard src/load/*.c) src/common/netutil.c src/common/ws.c src/common/stomp.c \
-	src/common/args.c
+	src/common/args.c src/common/errmsg.c
 LOAD_LIBS := -lnettle -lm
 DEMO_SRCS := $(wildcard src/demo/*.c) src/common/netutil.c src/common/ws.c src/common/stomp.c \
-	src/common/args.c
+	src/common/args.c src/common/errmsg.c
 DEMO_LIBS := -lnettle
 
 # Includes by program: a daemon file sees daemon and common headers, never the
@@ -117,7 +117,7 @@ $(OUT)/connscope-san: $(call san,$(DAEMON_SRCS))
 # with the modules it tests, all run by tests/unit/unit.c's runner.
 UNIT_MODULES := src/daemon/history.c src/daemon/events.c src/daemon/snapshot.c src/daemon/prom.c \
 	src/daemon/json.c src/daemon/diagnose.c src/daemon/names.c src/daemon/sockdiag.c \
-	src/common/sbuf.c src/common/netutil.c src/common/ws.c src/common/stomp.c src/common/args.c
+	src/common/sbuf.c src/common/netutil.c src/common/ws.c src/common/stomp.c src/common/args.c src/common/errmsg.c
 UNIT_TESTS := $(wildcard tests/unit/*.c)
 $(OUT)/unit-tests: $(UNIT_TESTS) $(call san,$(UNIT_MODULES))
 	$(call msg,LINK,$@)

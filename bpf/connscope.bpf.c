@@ -173,14 +173,6 @@ static __always_inline void count_syscall_error(__u16 sys, long err)
 	bpf_ringbuf_submit(e, 0);
 }
 
-/* Layout of tracepoint/syscalls/sys_exit_* (see its format file). */
-struct cs_sys_exit_ctx {
-	__u64 common;
-	int nr;
-	int pad;
-	long ret;
-};
-
 static __always_inline int on_fd_syscall_exit(__u16 sys, long ret)
 {
 	if (ret != -EMFILE && ret != -ENFILE)
@@ -246,20 +238,20 @@ static __always_inline int on_accept_exit(__u16 sys, long ret)
 }
 
 SEC("tracepoint/syscalls/sys_exit_accept")
-int exit_accept(struct cs_sys_exit_ctx *ctx)
+int exit_accept(struct syscall_trace_exit *ctx)
 {
 	return on_accept_exit(CS_SYS_ACCEPT, ctx->ret);
 }
 
 SEC("tracepoint/syscalls/sys_exit_accept4")
-int exit_accept4(struct cs_sys_exit_ctx *ctx)
+int exit_accept4(struct syscall_trace_exit *ctx)
 {
 	return on_accept_exit(CS_SYS_ACCEPT4, ctx->ret);
 }
 
 #define FD_SYSCALL_EXIT(name, idx)                              \
 	SEC("tracepoint/syscalls/sys_exit_" #name)              \
-	int exit_##name(struct cs_sys_exit_ctx *ctx)            \
+	int exit_##name(struct syscall_trace_exit *ctx)            \
 	{                                                       \
 		return on_fd_syscall_exit(idx, ctx->ret);       \
 	}
@@ -329,8 +321,8 @@ static __always_inline void on_close(__u64 key, struct cs_conn *conn, int oldsta
 	}
 	/* A jump to CLOSE from ESTABLISHED or CLOSE_WAIT is an abort (the RST
 	 * it sends is traced after the state change, see __tcp_close). */
-	if ((conn->flags & CS_CONN_RESET) || oldstate == CS_TCP_ESTABLISHED ||
-	    oldstate == CS_TCP_CLOSE_WAIT)
+	if ((conn->flags & CS_CONN_RESET) || oldstate == TCP_ESTABLISHED ||
+	    oldstate == TCP_CLOSE_WAIT)
 		who = CS_INIT_RESET;
 	else if (conn->flags & CS_CONN_LOCAL_FIN)
 		who = CS_INIT_LOCAL;
@@ -358,19 +350,19 @@ int BPF_PROG(on_set_state, const struct sock *sk, const int oldstate, const int 
 
 	/* Runs for every TCP state change on the machine, both ends of every
 	 * connection: the states (arguments, free to read) decide first. */
-	if (newstate != CS_TCP_LISTEN && newstate != CS_TCP_ESTABLISHED &&
-	    newstate != CS_TCP_FIN_WAIT1 && newstate != CS_TCP_CLOSE_WAIT &&
-	    newstate != CS_TCP_CLOSE)
+	if (newstate != TCP_LISTEN && newstate != TCP_ESTABLISHED &&
+	    newstate != TCP_FIN_WAIT1 && newstate != TCP_CLOSE_WAIT &&
+	    newstate != TCP_CLOSE)
 		return 0;
-	if (newstate == CS_TCP_ESTABLISHED && oldstate != CS_TCP_SYN_RECV)
+	if (newstate == TCP_ESTABLISHED && oldstate != TCP_SYN_RECV)
 		return 0; /* an active open: not a connection the target accepts */
 	if (sk->sk_protocol != IPPROTO_TCP)
 		return 0;
-	if (newstate == CS_TCP_LISTEN) {
+	if (newstate == TCP_LISTEN) {
 		on_listen(sk);
 		return 0;
 	}
-	if (newstate == CS_TCP_ESTABLISHED) {
+	if (newstate == TCP_ESTABLISHED) {
 		struct cs_conn fresh = {};
 		__u16 port = sk->__sk_common.skc_num;
 
@@ -388,16 +380,16 @@ int BPF_PROG(on_set_state, const struct sock *sk, const int oldstate, const int 
 	/* FIN_WAIT1 and CLOSE_WAIT still hold their port: most sockets on the
 	 * machine (clients' ephemeral ports) stop here. At CLOSE the port is
 	 * already given back (see sk_local_port), so the table decides. */
-	if (newstate != CS_TCP_CLOSE && !port_is_watched(sk->__sk_common.skc_num))
+	if (newstate != TCP_CLOSE && !port_is_watched(sk->__sk_common.skc_num))
 		return 0;
 	conn = bpf_map_lookup_elem(&conns, &key);
 	if (!conn)
 		return 0;
-	if (newstate == CS_TCP_FIN_WAIT1 && !(conn->flags & CS_CONN_REMOTE_FIN))
+	if (newstate == TCP_FIN_WAIT1 && !(conn->flags & CS_CONN_REMOTE_FIN))
 		conn->flags |= CS_CONN_LOCAL_FIN;
-	else if (newstate == CS_TCP_CLOSE_WAIT && !(conn->flags & CS_CONN_LOCAL_FIN))
+	else if (newstate == TCP_CLOSE_WAIT && !(conn->flags & CS_CONN_LOCAL_FIN))
 		conn->flags |= CS_CONN_REMOTE_FIN;
-	else if (newstate == CS_TCP_CLOSE)
+	else if (newstate == TCP_CLOSE)
 		on_close(key, conn, oldstate);
 	return 0;
 }

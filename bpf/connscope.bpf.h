@@ -7,23 +7,13 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
 
+/* errno values are macros, which BTF does not carry; the kernel's uapi
+ * header is the one source. TCP states come from vmlinux.h's enum. */
+#include <asm-generic/errno.h>
+
+/* Address families are macros too (include/linux/socket.h). */
 #define AF_INET 2
 #define AF_INET6 10
-#define EAGAIN 11
-#define EINTR 4
-#define ENFILE 23
-#define EMFILE 24
-#define E2BIG 7
-
-/* TCP states, include/net/tcp_states.h */
-#define CS_TCP_ESTABLISHED 1
-#define CS_TCP_SYN_RECV 3
-#define CS_TCP_FIN_WAIT1 4
-#define CS_TCP_CLOSE 7
-#define CS_TCP_CLOSE_WAIT 8
-#define CS_TCP_LISTEN 10
-#define CS_TCP_TIME_WAIT 6
-#define CS_TCP_NEW_SYN_RECV 12
 
 static __always_inline void *map_lookup_or_init(void *map, const void *key,
 						const void *init)
@@ -34,7 +24,7 @@ static __always_inline void *map_lookup_or_init(void *map, const void *key,
 	if (val)
 		return val;
 	err = bpf_map_update_elem(map, key, init, BPF_NOEXIST);
-	if (err && err != -17 /* EEXIST: another CPU raced us */)
+	if (err && err != -EEXIST /* another CPU raced us */)
 		return NULL;
 	return bpf_map_lookup_elem(map, key);
 }
@@ -75,7 +65,7 @@ static __always_inline __u16 sk_local_port(const struct sock *sk)
 {
 	__u8 state = BPF_CORE_READ(sk, __sk_common.skc_state);
 
-	if (state == CS_TCP_TIME_WAIT || state == CS_TCP_NEW_SYN_RECV)
+	if (state == TCP_TIME_WAIT || state == TCP_NEW_SYN_RECV)
 		return BPF_CORE_READ(sk, __sk_common.skc_num);
 	return __builtin_bswap16(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
 }

@@ -3,6 +3,7 @@
  * snapshot, under one lock, per tick or per scrape. */
 #define _GNU_SOURCE
 #include "collector.h"
+#include "errmsg.h"
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -281,37 +282,36 @@ int collector_new(int pid, bool verbose, struct collector **out)
 	c->started = mono_now();
 	err = procfs_start_time(pid, &c->start_time);
 	if (err) {
-		fprintf(stderr, "connscope: PID %d does not exist\n", pid);
-		goto fail;
+		err = errmsg(err, "PID %d does not exist", pid);
+		goto cleanup;
 	}
-	c->history = history_new();
-	c->events = events_new();
-	if (!c->history || !c->events) {
-		err = -ENOMEM;
-		goto fail;
-	}
-	err = probes_open(&c->probes, netns_inode(pid), verbose, on_bpf_event, c->events);
+	err = history_new(&c->history);
+	if (!err)
+		err = events_new(&c->events);
 	if (err)
-		goto fail;
+		goto cleanup;
+	err = probes_new(netns_inode(pid), verbose, on_bpf_event, c->events, &c->probes);
+	if (err)
+		goto cleanup;
 	err = names_init();
 	if (err) {
 		fprintf(stderr, "connscope: cannot read kernel BTF: %s\n", strerror(-err));
-		goto fail;
+		goto cleanup;
 	}
-	err = sockdiag_open(pid, &c->sockdiag);
+	err = sockdiag_new(pid, &c->sockdiag);
 	if (err)
-		goto fail;
+		goto cleanup;
 	err = attach_tree(c);
 	if (err) {
 		fprintf(stderr, "connscope: cannot watch PID %d: %s\n", pid, strerror(-err));
-		goto fail;
+		goto cleanup;
 	}
 	collect(c);
 	c->cur.somaxconn = sockdiag_somaxconn(c->sockdiag);
 	c->tick_prev = c->cur;
 	*out = c;
 	return 0;
-fail:
+cleanup:
 	collector_free(c);
 	return err;
 }

@@ -2,6 +2,7 @@
 /* Cause rules. Each reads only kernel numbers (snapshot and history
  * deltas), never the name of a scenario, so they hold on any server. */
 #include "diagnose.h"
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -83,7 +84,7 @@ static struct cs_cause *add_cause(struct cs_diagnosis *d, const char *id, const 
 	return c;
 }
 
-static void ev_num(struct cs_cause *c, const char *name, double v)
+static void evidence_num(struct cs_cause *c, const char *name, double v)
 {
 	struct cs_evidence *e;
 
@@ -96,7 +97,7 @@ static void ev_num(struct cs_cause *c, const char *name, double v)
 }
 
 __attribute__((format(printf, 3, 4)))
-static void ev_text(struct cs_cause *c, const char *name, const char *fmt, ...)
+static void evidence_text(struct cs_cause *c, const char *name, const char *fmt, ...)
 {
 	struct cs_evidence *e;
 	va_list ap;
@@ -111,7 +112,27 @@ static void ev_text(struct cs_cause *c, const char *name, const char *fmt, ...)
 	va_end(ap);
 }
 
-#define SAY(field, ...) snprintf(c->field, sizeof(c->field), __VA_ARGS__)
+/* What happened, in words a team lead acts on. */
+__attribute__((format(printf, 2, 3)))
+static void cause_explain(struct cs_cause *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(c->explanation, sizeof(c->explanation), fmt, ap);
+	va_end(ap);
+}
+
+/* What to change. */
+__attribute__((format(printf, 2, 3)))
+static void cause_fix(struct cs_cause *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(c->fix, sizeof(c->fix), fmt, ap);
+	va_end(ap);
+}
 
 /* The target listener with the most drops (else the fullest). */
 static const struct cs_listener *worst_listener(const struct cs_snapshot *s)
@@ -134,24 +155,24 @@ static void rule_target(const struct cs_snapshot *s, const struct window *w, str
 
 	if (!s->target_up) {
 		c = add_cause(d, "target_exited", "critical", 100);
-		ev_num(c, "pid", s->pid);
-		ev_text(c, "comm", "%s", s->comm);
-		ev_num(c, "accepts_total", (double)s->accepts_total);
+		evidence_num(c, "pid", s->pid);
+		evidence_text(c, "comm", "%s", s->comm);
+		evidence_num(c, "accepts_total", (double)s->accepts_total);
 		if (c) {
-			SAY(explanation, "The watched process %d (%s) exited; every connection it held "
+			cause_explain(c, "The watched process %d (%s) exited; every connection it held "
 			    "was closed and new ones are refused or reset.", s->pid, s->comm);
-			SAY(fix, "Find why it exited (its logs, exit status, OOM kills in dmesg), "
+			cause_fix(c, "Find why it exited (its logs, exit status, OOM kills in dmesg), "
 			    "restart it and attach connscope to the new PID.");
 		}
 	}
 	if (w->oom_kills) {
 		c = add_cause(d, "oom_kill", "critical", 98);
-		ev_num(c, "oom_kills", (double)w->oom_kills);
-		ev_num(c, "rss_bytes", (double)s->rss_bytes);
+		evidence_num(c, "oom_kills", (double)w->oom_kills);
+		evidence_num(c, "rss_bytes", (double)s->rss_bytes);
 		if (c) {
-			SAY(explanation, "The kernel OOM killer chose the target or one of its children "
+			cause_explain(c, "The kernel OOM killer chose the target or one of its children "
 			    "%llu time(s); its connections died with it.", (unsigned long long)w->oom_kills);
-			SAY(fix, "Give the service more memory (cgroup memory.max / container limit), "
+			cause_fix(c, "Give the service more memory (cgroup memory.max / container limit), "
 			    "or cut per-connection memory (buffers, heap per session).");
 		}
 	}
@@ -165,7 +186,7 @@ static void syscall_breakdown(const struct cs_snapshot *s, char *buf, size_t len
 	for (int i = 0; i < s->n_syserr && off < len; i++) {
 		const struct cs_syserr *e = &s->syserr[i];
 
-		if (e->err != 24 && e->err != 23)
+		if (e->err != EMFILE && e->err != ENFILE)
 			continue;
 		off += snprintf(buf + off, len - off, "%s%s %s=%llu", off ? "," : "",
 				names_syscall(e->syscall), names_errno(e->err),
@@ -185,26 +206,26 @@ static void rule_fds(const struct cs_snapshot *s, const struct window *w, struct
 	if (!c)
 		return;
 	syscall_breakdown(s, by, sizeof(by));
-	ev_num(c, "fd_errors", (double)w->fd_errors);
-	ev_num(c, "accept_emfile", (double)w->accept_emfile);
-	ev_num(c, "accept_enfile", (double)w->accept_enfile);
-	ev_text(c, "by_syscall", "%s", by[0] ? by : "none");
-	ev_num(c, "open_fds", (double)s->open_fds);
-	ev_num(c, "fd_peak", (double)s->fd_peak);
-	ev_num(c, "fd_soft_limit", (double)s->fd_soft);
-	ev_num(c, "fd_hard_limit", (double)s->fd_hard);
-	ev_num(c, "pid", s->fd_pid);
+	evidence_num(c, "fd_errors", (double)w->fd_errors);
+	evidence_num(c, "accept_emfile", (double)w->accept_emfile);
+	evidence_num(c, "accept_enfile", (double)w->accept_enfile);
+	evidence_text(c, "by_syscall", "%s", by[0] ? by : "none");
+	evidence_num(c, "open_fds", (double)s->open_fds);
+	evidence_num(c, "fd_peak", (double)s->fd_peak);
+	evidence_num(c, "fd_soft_limit", (double)s->fd_soft);
+	evidence_num(c, "fd_hard_limit", (double)s->fd_hard);
+	evidence_num(c, "pid", s->fd_pid);
 	if (w->fd_errors)
-		SAY(explanation, "The target ran out of file descriptors: %llu syscalls failed with "
+		cause_explain(c, "The target ran out of file descriptors: %llu syscalls failed with "
 		    "EMFILE/ENFILE (%llu of them accept), open fds peaked at %ld against a soft limit "
 		    "of %ld. While accept() fails, connections pile up in the accept queue and are "
 		    "then dropped, so clients see timeouts; heap and thread views show nothing.",
 		    (unsigned long long)w->fd_errors,
 		    (unsigned long long)(w->accept_emfile + w->accept_enfile), s->fd_peak, s->fd_soft);
 	else
-		SAY(explanation, "Open fds peaked at %ld, at least 90%% of the soft limit %ld; the "
+		cause_explain(c, "Open fds peaked at %ld, at least 90%% of the soft limit %ld; the "
 		    "next burst will fail with EMFILE.", s->fd_peak, s->fd_soft);
-	SAY(fix, "Raise the fd limit: ulimit -n / systemd LimitNOFILE= / the container's nofile "
+	cause_fix(c, "Raise the fd limit: ulimit -n / systemd LimitNOFILE= / the container's nofile "
 	    "(hard limit now %ld), and the server's own cap if it has one; check for fd leaks "
 	    "if open fds keep rising with a steady load.", s->fd_hard);
 }
@@ -213,20 +234,20 @@ static void queue_evidence(struct cs_cause *c, const struct cs_snapshot *s, cons
 			   const struct cs_listener *l)
 {
 	if (l) {
-		ev_text(c, "listener", "%s", l->label);
-		ev_num(c, "queue_length", l->queue_len);
-		ev_num(c, "queue_limit", l->queue_limit);
-		ev_num(c, "listener_drops_total", (double)l->drops);
+		evidence_text(c, "listener", "%s", l->label);
+		evidence_num(c, "queue_length", l->queue_len);
+		evidence_num(c, "queue_limit", l->queue_limit);
+		evidence_num(c, "listener_drops_total", (double)l->drops);
 	}
-	ev_num(c, "listen_drops", (double)w->listen_drops);
-	ev_num(c, "listen_overflows_netns", (double)w->listen_overflows);
-	ev_num(c, "accepts", (double)w->accepts);
-	ev_num(c, "accept_rate_per_second", w->seconds > 0 ? w->accepts / w->seconds : 0);
-	ev_num(c, "seconds_full_without_accepts", w->stalled_seconds);
-	ev_num(c, "max_queue_length", w->max_queue_len);
-	ev_num(c, "max_open_fds", w->max_open_fds);
-	ev_num(c, "closed_before_accept", (double)w->closed_before_accept);
-	ev_num(c, "somaxconn", s->somaxconn);
+	evidence_num(c, "listen_drops", (double)w->listen_drops);
+	evidence_num(c, "listen_overflows_netns", (double)w->listen_overflows);
+	evidence_num(c, "accepts", (double)w->accepts);
+	evidence_num(c, "accept_rate_per_second", w->seconds > 0 ? w->accepts / w->seconds : 0);
+	evidence_num(c, "seconds_full_without_accepts", w->stalled_seconds);
+	evidence_num(c, "max_queue_length", w->max_queue_len);
+	evidence_num(c, "max_open_fds", w->max_open_fds);
+	evidence_num(c, "closed_before_accept", (double)w->closed_before_accept);
+	evidence_num(c, "somaxconn", s->somaxconn);
 }
 
 static void rule_queue(const struct cs_snapshot *s, const struct window *w, struct cs_diagnosis *d)
@@ -250,14 +271,14 @@ static void rule_queue(const struct cs_snapshot *s, const struct window *w, stru
 		queue_evidence(c, s, w, l);
 		if (!c)
 			return;
-		SAY(explanation, "The application stopped calling accept(): for %.1f s the accept queue of "
+		cause_explain(c, "The application stopped calling accept(): for %.1f s the accept queue of "
 		    "%s was full (%u/%u at its peak) with no accept, and the kernel dropped %llu "
 		    "connection attempts (SYNs and handshake ACKs). Clients whose final ACK was dropped "
 		    "believe they connected and time out on their first request.%s%s",
 		    w->stalled_seconds, l ? l->label : "its listener", w->max_queue_len,
 		    w->max_queue_limit, (unsigned long long)w->listen_drops, clamp,
 		    fd_caused ? " accept() was failing with EMFILE/ENFILE: see fd_exhaustion." : "");
-		SAY(fix, "Find what keeps the acceptor from accepting: an application connection cap "
+		cause_fix(c, "Find what keeps the acceptor from accepting: an application connection cap "
 		    "(Tomcat/Spring server.tomcat.max-connections, Jetty/Netty limits; the target held "
 		    "up to %ld fds in this window, so a cap near that is the suspect), or a blocked "
 		    "acceptor thread (thread dump of the acceptor). Raise the cap to what the host can "
@@ -268,14 +289,14 @@ static void rule_queue(const struct cs_snapshot *s, const struct window *w, stru
 	queue_evidence(c, s, w, l);
 	if (!c)
 		return;
-	SAY(explanation, "Connections arrive faster than the application accepts them: the accept "
+	cause_explain(c, "Connections arrive faster than the application accepts them: the accept "
 	    "queue of %s (limit %u) overflowed and the kernel dropped %llu connection attempts while "
 	    "the app kept accepting (%llu accepts, %.0f/s). Dropped SYNs retry after 1 s, 3 s, 7 s; "
 	    "dropped handshake ACKs leave clients thinking they connected.%s",
 	    l ? l->label : "its listener", l ? l->queue_limit : 0,
 	    (unsigned long long)w->listen_drops, (unsigned long long)w->accepts,
 	    w->seconds > 0 ? w->accepts / w->seconds : 0, clamp);
-	SAY(fix, "Give the queue room for the burst: raise the server's backlog (Tomcat acceptCount, "
+	cause_fix(c, "Give the queue room for the burst: raise the server's backlog (Tomcat acceptCount, "
 	    "server.tomcat.accept-count, listen(fd, N)) and net.core.somaxconn (now %d) together; "
 	    "add acceptor capacity (more acceptor threads, SO_REUSEPORT listeners) so accept keeps "
 	    "up with the arrival rate.", s->somaxconn);
@@ -289,15 +310,15 @@ static void rule_syn(const struct cs_snapshot *s, const struct window *w, struct
 	if (!w->syn_queue_drops && !w->syncookies_sent)
 		return;
 	c = add_cause(d, "syn_queue_overflow", "warning", 70);
-	ev_num(c, "syn_queue_drops", (double)w->syn_queue_drops);
-	ev_num(c, "syncookies_sent", (double)w->syncookies_sent);
-	ev_num(c, "synack_retransmits_total", (double)s->counters[CS_CNT_SYNACK_RETRANS]);
+	evidence_num(c, "syn_queue_drops", (double)w->syn_queue_drops);
+	evidence_num(c, "syncookies_sent", (double)w->syncookies_sent);
+	evidence_num(c, "synack_retransmits_total", (double)s->counters[CS_CNT_SYNACK_RETRANS]);
 	if (!c)
 		return;
-	SAY(explanation, "The SYN (half-open) queue filled: %llu SYNs dropped and %llu answered with "
+	cause_explain(c, "The SYN (half-open) queue filled: %llu SYNs dropped and %llu answered with "
 	    "syncookies in the target's network namespace (counts are namespace-wide).",
 	    (unsigned long long)w->syn_queue_drops, (unsigned long long)w->syncookies_sent);
-	SAY(fix, "Raise net.ipv4.tcp_max_syn_backlog and the listen backlog; keep "
+	cause_fix(c, "Raise net.ipv4.tcp_max_syn_backlog and the listen backlog; keep "
 	    "net.ipv4.tcp_syncookies=1; if SYN-ACKs are retransmitted, check for loss on the path.");
 }
 
@@ -307,25 +328,25 @@ static void rule_resets(const struct cs_snapshot *s, const struct window *w, str
 
 	if (w->memory_pressures || w->resets_memory) {
 		c = add_cause(d, "tcp_memory_pressure", "critical", 75);
-		ev_num(c, "memory_pressure_events", (double)w->memory_pressures);
-		ev_num(c, "resets_abort_on_memory", (double)w->resets_memory);
+		evidence_num(c, "memory_pressure_events", (double)w->memory_pressures);
+		evidence_num(c, "resets_abort_on_memory", (double)w->resets_memory);
 		if (c) {
-			SAY(explanation, "TCP ran short of socket memory: %llu pressure/abort events in "
+			cause_explain(c, "TCP ran short of socket memory: %llu pressure/abort events in "
 			    "the namespace, %llu resets sent by the target for lack of memory.",
 			    (unsigned long long)w->memory_pressures, (unsigned long long)w->resets_memory);
-			SAY(fix, "Raise net.ipv4.tcp_mem (pages) or cut per-socket buffers "
+			cause_fix(c, "Raise net.ipv4.tcp_mem (pages) or cut per-socket buffers "
 			    "(tcp_rmem/tcp_wmem, SO_RCVBUF); read sockets promptly.");
 		}
 	}
 	if (w->resets_no_socket) {
 		c = add_cause(d, "reset_no_listener", "warning", 65);
-		ev_num(c, "resets_no_socket", (double)w->resets_no_socket);
-		ev_num(c, "listeners", s->n_listeners);
+		evidence_num(c, "resets_no_socket", (double)w->resets_no_socket);
+		evidence_num(c, "listeners", s->n_listeners);
 		if (c) {
-			SAY(explanation, "The kernel answered %llu segments with a reset because nothing "
+			cause_explain(c, "The kernel answered %llu segments with a reset because nothing "
 			    "listened on a port the target served (it closed its listener or restarted); "
 			    "clients saw 'connection refused' or 'reset'.", (unsigned long long)w->resets_no_socket);
-			SAY(fix, "Keep the listener open across restarts (socket activation, SO_REUSEPORT "
+			cause_fix(c, "Keep the listener open across restarts (socket activation, SO_REUSEPORT "
 			    "handover, a drain before stop); have load balancers health-check before sending.");
 		}
 	}
@@ -333,15 +354,15 @@ static void rule_resets(const struct cs_snapshot *s, const struct window *w, str
 		int i = names_rst_reason_index("tcp_abort_on_close");
 
 		c = add_cause(d, "reset_on_close", "warning", 60);
-		ev_num(c, "resets_abort", (double)w->resets_abort);
-		ev_num(c, "resets_abort_on_close_total", i >= 0 ? (double)s->resets_sent[i] : 0);
-		ev_num(c, "tcp_abort_on_close_netns_total", (double)s->tcp_ext[CS_TE_ABORT_ON_CLOSE]);
-		ev_num(c, "accepts", (double)w->accepts);
+		evidence_num(c, "resets_abort", (double)w->resets_abort);
+		evidence_num(c, "resets_abort_on_close_total", i >= 0 ? (double)s->resets_sent[i] : 0);
+		evidence_num(c, "tcp_abort_on_close_netns_total", (double)s->tcp_ext[CS_TE_ABORT_ON_CLOSE]);
+		evidence_num(c, "accepts", (double)w->accepts);
 		if (c) {
-			SAY(explanation, "The application closed %llu connections with unread data (or "
+			cause_explain(c, "The application closed %llu connections with unread data (or "
 			    "SO_LINGER 0), so the kernel sent RST instead of FIN; clients lose the response "
 			    "in flight and report 'connection reset by peer'.", (unsigned long long)w->resets_abort);
-			SAY(fix, "Read the request fully before closing; on a graceful close, shutdown(SHUT_WR) "
+			cause_fix(c, "Read the request fully before closing; on a graceful close, shutdown(SHUT_WR) "
 			    "then drain the socket before close(); do not set SO_LINGER with a zero timeout.");
 		}
 	}
@@ -352,24 +373,24 @@ static void rule_healthy(const struct cs_snapshot *s, const struct window *w, st
 	struct cs_cause *c = add_cause(d, "healthy", "info", 0);
 	const struct cs_listener *l = worst_listener(s);
 
-	ev_num(c, "accepts", (double)w->accepts);
-	ev_num(c, "listen_drops", (double)w->listen_drops);
-	ev_num(c, "fd_errors", (double)w->fd_errors);
-	ev_num(c, "fd_peak", (double)s->fd_peak);
-	ev_num(c, "fd_soft_limit", (double)s->fd_soft);
-	ev_num(c, "fd_peak_percent_of_limit", s->fd_soft > 0 ? 100.0 * s->fd_peak / s->fd_soft : 0);
-	ev_num(c, "max_queue_length", w->max_queue_len);
-	ev_num(c, "queue_limit", l ? l->queue_limit : w->max_queue_limit);
-	ev_num(c, "resets_sent", (double)w->resets_sent);
+	evidence_num(c, "accepts", (double)w->accepts);
+	evidence_num(c, "listen_drops", (double)w->listen_drops);
+	evidence_num(c, "fd_errors", (double)w->fd_errors);
+	evidence_num(c, "fd_peak", (double)s->fd_peak);
+	evidence_num(c, "fd_soft_limit", (double)s->fd_soft);
+	evidence_num(c, "fd_peak_percent_of_limit", s->fd_soft > 0 ? 100.0 * s->fd_peak / s->fd_soft : 0);
+	evidence_num(c, "max_queue_length", w->max_queue_len);
+	evidence_num(c, "queue_limit", l ? l->queue_limit : w->max_queue_limit);
+	evidence_num(c, "resets_sent", (double)w->resets_sent);
 	if (!c)
 		return;
-	SAY(explanation, "No cause found: %llu accepts, no listen drops, no EMFILE/ENFILE, no "
+	cause_explain(c, "No cause found: %llu accepts, no listen drops, no EMFILE/ENFILE, no "
 	    "aborting resets. Open fds peaked at %ld of a soft limit of %ld (%.0f%%); the accept "
 	    "queue peaked at %u of %u. Limits seen were not reached.",
 	    (unsigned long long)w->accepts, s->fd_peak, s->fd_soft,
 	    s->fd_soft > 0 ? 100.0 * s->fd_peak / s->fd_soft : 0, w->max_queue_len,
 	    l ? l->queue_limit : w->max_queue_limit);
-	SAY(fix, "Nothing to change on the server side; if clients still fail, look at the client "
+	cause_fix(c, "Nothing to change on the server side; if clients still fail, look at the client "
 	    "(its own fd and port limits) and the network between.");
 }
 

@@ -22,6 +22,11 @@ struct cs_cause {
 	const char *id;        /* one of diagnose_cause_ids() */
 	const char *severity;  /* "critical", "warning", "info" */
 	double score;          /* ranks causes: higher first */
+	/* Clients this cause cost in the window, and how that was counted
+	 * ("SYNs dropped at the listener, retransmissions removed"). */
+	double clients_affected;
+	char clients_how[128];
+	char listener[64];     /* the listener it concerns, "" for the process */
 	int n_evidence;
 	struct cs_evidence evidence[CS_EVIDENCE_MAX];
 	char explanation[640];

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* Bounded ring of recent events for /api/v1/events. */
 #include "events.h"
+#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,13 +13,15 @@ struct events {
 	uint64_t total;   /* ever pushed; ring index is total % KEPT */
 };
 
-struct events *events_new(void)
+int events_new(struct events **out)
 {
 	struct events *ev = calloc(1, sizeof(*ev));
 
-	if (ev)
-		pthread_mutex_init(&ev->lock, NULL);
-	return ev;
+	if (!ev)
+		return -ENOMEM;
+	pthread_mutex_init(&ev->lock, NULL);
+	*out = ev;
+	return 0;
 }
 
 void events_free(struct events *ev)

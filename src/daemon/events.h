@@ -18,7 +18,8 @@ struct cs_event_rec {
 
 struct events;
 
-struct events *events_new(void);
+/* 0 or -ENOMEM; *out freed by events_free. */
+int events_new(struct events **out);
 void events_free(struct events *ev);
 /* Converts the BPF monotonic timestamp to wall-clock time and stores it. */
 void events_push_bpf(struct events *ev, const struct cs_event *e);

@@ -12,13 +12,15 @@ struct history {
 	uint64_t total;
 };
 
-struct history *history_new(void)
+int history_new(struct history **out)
 {
 	struct history *h = calloc(1, sizeof(*h));
 
-	if (h)
-		pthread_mutex_init(&h->lock, NULL);
-	return h;
+	if (!h)
+		return -ENOMEM;
+	pthread_mutex_init(&h->lock, NULL);
+	*out = h;
+	return 0;
 }
 
 void history_free(struct history *h)
@@ -63,12 +65,12 @@ void history_point(const struct cs_snapshot *prev, const struct cs_snapshot *cur
 	p->unix_ms = cur->unix_ms;
 	p->seconds = prev->mono_s ? cur->mono_s - prev->mono_s : 0;
 	p->accepts = delta(cur->accepts_total, prev->accepts_total);
-	p->accept_emfile = delta(snapshot_accept_errors(cur, 24), snapshot_accept_errors(prev, 24));
-	p->accept_enfile = delta(snapshot_accept_errors(cur, 23), snapshot_accept_errors(prev, 23));
+	p->accept_emfile = delta(snapshot_accept_errors(cur, EMFILE), snapshot_accept_errors(prev, EMFILE));
+	p->accept_enfile = delta(snapshot_accept_errors(cur, ENFILE), snapshot_accept_errors(prev, ENFILE));
 	p->accept_other_errors = delta(snapshot_accept_errors(cur, 0), snapshot_accept_errors(prev, 0)) -
 				 p->accept_emfile - p->accept_enfile;
-	p->fd_errors = delta(snapshot_fd_errors(cur, 24) + snapshot_fd_errors(cur, 23),
-			     snapshot_fd_errors(prev, 24) + snapshot_fd_errors(prev, 23));
+	p->fd_errors = delta(snapshot_fd_errors(cur, EMFILE) + snapshot_fd_errors(cur, ENFILE),
+			     snapshot_fd_errors(prev, EMFILE) + snapshot_fd_errors(prev, ENFILE));
 	p->listen_drops = delta(snapshot_listen_drops(cur), snapshot_listen_drops(prev));
 	p->resets_sent = delta(snapshot_resets_sent(cur), snapshot_resets_sent(prev));
 	p->resets_received = delta(cur->counters[CS_CNT_RESETS_RECEIVED], prev->counters[CS_CNT_RESETS_RECEIVED]);

@@ -39,7 +39,8 @@ struct cs_point {
 
 struct history;
 
-struct history *history_new(void);
+/* 0 or -ENOMEM; *out freed by history_free. */
+int history_new(struct history **out);
 void history_free(struct history *h);
 /* The point between two snapshots (prev may be a zeroed one at attach). */
 void history_point(const struct cs_snapshot *prev, const struct cs_snapshot *cur,

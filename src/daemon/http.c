@@ -295,7 +295,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	return send_error(conn, MHD_HTTP_NOT_FOUND, "no such path: %s", url);
 }
 
-int http_start(int fd, struct collector *c, struct http **out)
+int http_new(int fd, struct collector *c, struct http **out)
 {
 	struct http *h = calloc(1, sizeof(*h));
 
@@ -317,7 +317,7 @@ int http_start(int fd, struct collector *c, struct http **out)
 	return 0;
 }
 
-void http_stop(struct http *h)
+void http_free(struct http *h)
 {
 	if (!h)
 		return;

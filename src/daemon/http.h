@@ -11,6 +11,6 @@ struct http;
  * what failed ("127.0.0.1:9477 is in use"). Returns the fd or -errno. */
 int http_bind(const char *listen_addr);
 /* Serves on fd (taken over) from a thread of its own. 0 or -errno. */
-int http_start(int fd, struct collector *c, struct http **out);
-void http_stop(struct http *h);
+int http_new(int fd, struct collector *c, struct http **out);
+void http_free(struct http *h);
 #endif

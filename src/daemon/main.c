@@ -134,7 +134,7 @@ static void print_postmortem(struct collector *c)
 	int n;
 
 	if (!s || !d)
-		goto out;
+		goto cleanup;
 	collector_snapshot(c, s, -1);
 	n = history_copy(collector_history(c), 0, &pts);
 	diagnose(s, pts, n < 0 ? 0 : n, d);
@@ -148,7 +148,7 @@ static void print_postmortem(struct collector *c)
 		fputs(text, stdout);
 	fflush(stdout);
 	free(text);
-out:
+cleanup:
 	free(pts);
 	free(s);
 	free(d);
@@ -178,7 +178,7 @@ int main(int argc, char **argv)
 		close(fd);
 		return 1;
 	}
-	err = http_start(fd, c, &h);
+	err = http_new(fd, c, &h);
 	if (err)
 		goto cleanup;
 	fprintf(stderr, "connscope: watching PID %d, serving http://%s/metrics\n", env.pid, bound);
@@ -200,7 +200,7 @@ int main(int argc, char **argv)
 	collector_tick(c);
 	print_postmortem(c);
 cleanup:
-	http_stop(h);
+	http_free(h);
 	collector_free(c);
 	return err ? 1 : 0;
 }

@@ -94,7 +94,7 @@ static int on_ringbuf(void *ctx, void *data, size_t len)
 	return 0;
 }
 
-int probes_open(struct probes **out, uint32_t netns_ino, bool verbose, probes_event_fn fn, void *arg)
+int probes_new(uint32_t netns_ino, bool verbose, probes_event_fn fn, void *arg, struct probes **out)
 {
 	struct probes *p;
 	int err;
@@ -122,18 +122,18 @@ int probes_open(struct probes **out, uint32_t netns_ino, bool verbose, probes_ev
 	p->ncpus = libbpf_num_possible_cpus();
 	if (p->ncpus <= 0) {
 		err = p->ncpus ? p->ncpus : -EINVAL;
-		goto fail;
+		goto cleanup;
 	}
 	p->percpu_buf = calloc(p->ncpus, sizeof(struct cs_port_stats));
 	if (!p->percpu_buf) {
 		err = -ENOMEM;
-		goto fail;
+		goto cleanup;
 	}
 	p->skel = connscope_bpf__open();
 	if (!p->skel) {
 		err = -errno;
 		fprintf(stderr, "connscope: cannot open BPF object: %s\n", strerror(-err));
-		goto fail;
+		goto cleanup;
 	}
 	skip_missing_syscalls(p->skel);
 	p->skel->rodata->target_netns = netns_ino;
@@ -141,23 +141,23 @@ int probes_open(struct probes **out, uint32_t netns_ino, bool verbose, probes_ev
 	if (err) {
 		fprintf(stderr, "connscope: loading BPF programs failed: %s%s\n", strerror(-err),
 			err == -EPERM ? " (need root or CAP_BPF+CAP_PERFMON)" : " (run with -v for the verifier log)");
-		goto fail;
+		goto cleanup;
 	}
 	err = connscope_bpf__attach(p->skel);
 	if (err) {
 		fprintf(stderr, "connscope: attaching tracepoints failed: %s (run with -v)\n",
 			strerror(-err));
-		goto fail;
+		goto cleanup;
 	}
 	p->rb = ring_buffer__new(bpf_map__fd(p->skel->maps.events), on_ringbuf, p, NULL);
 	if (!p->rb) {
 		err = -errno;
 		fprintf(stderr, "connscope: ring buffer: %s\n", strerror(-err));
-		goto fail;
+		goto cleanup;
 	}
 	*out = p;
 	return 0;
-fail:
+cleanup:
 	probes_free(p);
 	return err;
 }

@@ -13,7 +13,7 @@ typedef void (*probes_event_fn)(const struct cs_event *e, void *arg);
 /* Checks BTF and privileges, mounts tracefs if needed, loads and attaches.
  * netns_ino: inode of the target's network namespace (0: any). Prints what
  * failed and what to do. 0 or -errno. */
-int probes_open(struct probes **out, uint32_t netns_ino, bool verbose, probes_event_fn fn, void *arg);
+int probes_new(uint32_t netns_ino, bool verbose, probes_event_fn fn, void *arg, struct probes **out);
 void probes_free(struct probes *p);
 int probes_add_target(struct probes *p, int tgid);
 int probes_add_port(struct probes *p, uint16_t port);

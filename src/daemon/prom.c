@@ -2,6 +2,7 @@
 /* Renders the snapshot as Prometheus text: HELP and TYPE for every family,
  * base units, counters ending in _total, log2 histograms as real buckets. */
 #include "prom.h"
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -99,12 +100,12 @@ static void render_sockets(const struct cs_snapshot *s, struct sbuf *b)
 	/* EMFILE and ENFILE exist from the start at 0, so increase() sees the
 	 * first burst; other errnos appear when they happen. */
 	for (int sys = 0; sys < CS_SYS_MAX; sys++)
-		for (int err = 23; err <= 24; err++)
+		for (int err = ENFILE; err <= EMFILE; err++) /* ENFILE 23, EMFILE 24 */
 			sbuf_printf(b, "connscope_syscall_errors_total{syscall=\"%s\",errno=\"%s\"} %llu\n",
 				    names_syscall(sys), names_errno(err),
 				    (unsigned long long)syserr_count(s, sys, err));
 	for (int i = 0; i < s->n_syserr; i++)
-		if (s->syserr[i].err != 23 && s->syserr[i].err != 24)
+		if (s->syserr[i].err != ENFILE && s->syserr[i].err != EMFILE)
 			sbuf_printf(b, "connscope_syscall_errors_total{syscall=\"%s\",errno=\"%s\"} %llu\n",
 				    names_syscall(s->syserr[i].syscall), names_errno(s->syserr[i].err),
 				    (unsigned long long)s->syserr[i].count);

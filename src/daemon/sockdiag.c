@@ -44,7 +44,7 @@ static int read_somaxconn(void)
 	return atoi(buf);
 }
 
-int sockdiag_open(int pid, struct sockdiag **out)
+int sockdiag_new(int pid, struct sockdiag **out)
 {
 	int self_ns = -1, target_ns = -1, err = 0;
 	struct sockdiag *sd;
@@ -61,14 +61,14 @@ int sockdiag_open(int pid, struct sockdiag **out)
 		err = -errno;
 		fprintf(stderr, "connscope: cannot open network namespace of PID %d: %s\n",
 			pid, strerror(errno));
-		goto fail;
+		goto cleanup;
 	}
 	/* setns() changes only the calling thread; we return before anything else runs. */
 	if (setns(target_ns, CLONE_NEWNET)) {
 		err = -errno;
 		fprintf(stderr, "connscope: cannot enter network namespace of PID %d: %s (need root)\n",
 			pid, strerror(errno));
-		goto fail;
+		goto cleanup;
 	}
 	sd->fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
 	err = sd->fd < 0 ? -errno : 0;
@@ -76,17 +76,17 @@ int sockdiag_open(int pid, struct sockdiag **out)
 	if (setns(self_ns, CLONE_NEWNET)) {
 		err = -errno;
 		fprintf(stderr, "connscope: cannot return to own network namespace: %s\n", strerror(errno));
-		goto fail;
+		goto cleanup;
 	}
 	if (err) {
 		fprintf(stderr, "connscope: sock_diag netlink socket: %s\n", strerror(-err));
-		goto fail;
+		goto cleanup;
 	}
 	close(target_ns);
 	close(self_ns);
 	*out = sd;
 	return 0;
-fail:
+cleanup:
 	if (target_ns >= 0)
 		close(target_ns);
 	if (self_ns >= 0)

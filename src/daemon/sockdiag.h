@@ -10,7 +10,7 @@ struct sockdiag;
 
 /* Opens a sock_diag socket inside PID's network namespace and reads that
  * namespace's net.core.somaxconn. 0 or -errno; *out freed by sockdiag_free. */
-int sockdiag_open(int pid, struct sockdiag **out);
+int sockdiag_new(int pid, struct sockdiag **out);
 void sockdiag_free(struct sockdiag *sd);
 int sockdiag_somaxconn(const struct sockdiag *sd);
 /* Every TCP listener (IPv4 and IPv6) in the namespace into out[0..max).

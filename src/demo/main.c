@@ -36,19 +36,19 @@ struct conn {
 	uint8_t in[IN_BUF];
 };
 
-static struct opts {
+static struct demo_opts {
 	const char *listen;
 	int backlog;
 	int accept_delay_ms;
 	long max_connections;
 	long nofile;
 	bool abort_on_close;
-} o = { .listen = "127.0.0.1:8080", .backlog = 100, .max_connections = -1 };
+} cfg = { .listen = "127.0.0.1:8080", .backlog = 100, .max_connections = -1 };
 
-static struct stats {
+static struct demo_stats {
 	long accepted, open, peak_open, closed, emfile, accept_errors;
 	long ws_upgrades, ws_bad_requests, stomp_connected, stomp_sends, answered, aborted;
-} st;
+} stats;
 
 static struct conn **conns;
 static long nconns_slots;
@@ -59,9 +59,9 @@ static void print_stats(void)
 	printf("{\"accepted\":%ld,\"open\":%ld,\"peak_open\":%ld,\"closed\":%ld,\"emfile\":%ld,"
 	       "\"accept_errors\":%ld,\"ws_upgrades\":%ld,\"ws_bad_requests\":%ld,"
 	       "\"stomp_connected\":%ld,\"stomp_sends\":%ld,\"answered\":%ld,\"aborted\":%ld}\n",
-	       st.accepted, st.open, st.peak_open, st.closed, st.emfile, st.accept_errors,
-	       st.ws_upgrades, st.ws_bad_requests, st.stomp_connected, st.stomp_sends,
-	       st.answered, st.aborted);
+	       stats.accepted, stats.open, stats.peak_open, stats.closed, stats.emfile, stats.accept_errors,
+	       stats.ws_upgrades, stats.ws_bad_requests, stats.stomp_connected, stats.stomp_sends,
+	       stats.answered, stats.aborted);
 	fflush(stdout);
 }
 
@@ -103,11 +103,11 @@ static int parse(int argc, char **argv)
 			exit(0);
 		}
 		if (c == 'a') {
-			o.abort_on_close = true;
+			cfg.abort_on_close = true;
 			continue;
 		}
 		if (c == 'l') {
-			o.listen = optarg;
+			cfg.listen = optarg;
 			continue;
 		}
 		if (c == ':' || c == '?') {
@@ -119,13 +119,13 @@ static int parse(int argc, char **argv)
 			      0, 100000000, &v))
 			return -EINVAL;
 		if (c == 'b')
-			o.backlog = (int)v;
+			cfg.backlog = (int)v;
 		else if (c == 'd')
-			o.accept_delay_ms = (int)v;
+			cfg.accept_delay_ms = (int)v;
 		else if (c == 'm')
-			o.max_connections = v;
+			cfg.max_connections = v;
 		else
-			o.nofile = v;
+			cfg.nofile = v;
 	}
 	return 0;
 }
@@ -136,8 +136,8 @@ static void conn_close(struct conn *c)
 	close(c->fd);
 	conns[c->fd] = NULL;
 	free(c);
-	st.open--;
-	st.closed++;
+	stats.open--;
+	stats.closed++;
 }
 
 static void reply(struct conn *c, const void *buf, size_t len)
@@ -145,7 +145,7 @@ static void reply(struct conn *c, const void *buf, size_t len)
 	/* replies are small; a full socket buffer just loses the demo's answer */
 	if (write(c->fd, buf, len) == (ssize_t)len && !c->answered) {
 		c->answered = true;
-		st.answered++;
+		stats.answered++;
 	}
 }
 
@@ -169,13 +169,13 @@ static void on_message(struct conn *c, const char *msg, size_t len)
 		return;
 	}
 	if (!strcmp(cmd, "CONNECT") || !strcmp(cmd, "STOMP")) {
-		st.stomp_connected++;
+		stats.stomp_connected++;
 		n = stomp_frame(out, sizeof(out), "CONNECTED", "version:1.2\nheart-beat:0,0\n", NULL);
 		ws_text(c, out, n);
 		return;
 	}
 	if (!strcmp(cmd, "SEND"))
-		st.stomp_sends++;
+		stats.stomp_sends++;
 	if (!stomp_header(msg, len, "receipt", receipt, sizeof(receipt))) {
 		char hdr[96];
 
@@ -204,11 +204,11 @@ static bool on_data(struct conn *c)
 		if (n < 0) {
 			static const char bad[] = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n";
 
-			st.ws_bad_requests++;
+			stats.ws_bad_requests++;
 			reply(c, bad, sizeof(bad) - 1);
 			return false;
 		}
-		st.ws_upgrades++;
+		stats.ws_upgrades++;
 		reply(c, out, ws_server_response(out, sizeof(out), key));
 		memmove(c->in, c->in + n, c->len - n);
 		c->len -= n;
@@ -235,9 +235,9 @@ static void on_readable(struct conn *c)
 {
 	ssize_t n;
 
-	if (o.abort_on_close) {
+	if (cfg.abort_on_close) {
 		/* close with the request unread: the kernel answers with RST */
-		st.aborted++;
+		stats.aborted++;
 		conn_close(c);
 		return;
 	}
@@ -261,34 +261,34 @@ static double accept_some(void)
 		struct conn *c;
 		int fd;
 
-		if (o.max_connections >= 0 && st.open >= o.max_connections)
+		if (cfg.max_connections >= 0 && stats.open >= cfg.max_connections)
 			return -1; /* until a connection closes */
 		fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
 			if (errno == EAGAIN || errno == EINTR)
 				return 0;
 			if (errno == EMFILE || errno == ENFILE) {
-				st.emfile++;
+				stats.emfile++;
 				return mono_now() + 0.01;
 			}
-			st.accept_errors++;
+			stats.accept_errors++;
 			return 0;
 		}
 		c = fd < nconns_slots ? calloc(1, sizeof(*c)) : NULL;
 		if (!c) {
 			close(fd);
-			st.accept_errors++;
+			stats.accept_errors++;
 			continue;
 		}
 		c->fd = fd;
 		conns[fd] = c;
 		ev.data.fd = fd;
 		epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
-		st.accepted++;
-		if (++st.open > st.peak_open)
-			st.peak_open = st.open;
-		if (o.accept_delay_ms)
-			return mono_now() + o.accept_delay_ms / 1000.0;
+		stats.accepted++;
+		if (++stats.open > stats.peak_open)
+			stats.peak_open = stats.open;
+		if (cfg.accept_delay_ms)
+			return mono_now() + cfg.accept_delay_ms / 1000.0;
 	}
 	return 0;
 }
@@ -305,13 +305,13 @@ int main(int argc, char **argv)
 
 	if (parse(argc, argv))
 		return 2;
-	nconns_slots = net_raise_nofile(o.nofile);
-	if (o.nofile && nconns_slots != o.nofile) {
-		fprintf(stderr, "connscope-demo-server: cannot set --nofile %ld (hard limit is lower)\n", o.nofile);
+	nconns_slots = net_raise_nofile(cfg.nofile);
+	if (cfg.nofile && nconns_slots != cfg.nofile) {
+		fprintf(stderr, "connscope-demo-server: cannot set --nofile %ld (hard limit is lower)\n", cfg.nofile);
 		return 1;
 	}
 	conns = calloc(nconns_slots, sizeof(*conns));
-	lfd = net_listen("--listen", o.listen, o.backlog, true);
+	lfd = net_listen("--listen", cfg.listen, cfg.backlog, true);
 	if (lfd < 0 || !conns)
 		return 1;
 	sigemptyset(&mask);
@@ -341,7 +341,7 @@ int main(int argc, char **argv)
 			else
 				timeout = (int)(left * 1000) + 1;
 		}
-		want = resume_at == 0 && (o.max_connections < 0 || st.open < o.max_connections);
+		want = resume_at == 0 && (cfg.max_connections < 0 || stats.open < cfg.max_connections);
 		if (want != listening) {
 			ev.data.fd = lfd;
 			epoll_ctl(ep, want ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, lfd, &ev);

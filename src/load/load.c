@@ -24,14 +24,14 @@
 #define OPEN_BATCH 256
 #define MAX_EVENTS 512
 
-static const char *const outcome_names[O_MAX] = {
-	[O_OK] = "ok", [O_REFUSED] = "refused", [O_RESET] = "reset", [O_TIMEOUT] = "timeout",
-	[O_HTTP_ERROR] = "http_error", [O_WS_BAD_ACCEPT] = "ws_bad_accept", [O_CLOSED] = "closed",
-	[O_CLIENT_EMFILE] = "client_emfile", [O_EADDRNOTAVAIL] = "eaddrnotavail", [O_OTHER] = "other",
+static const char *const outcome_names[LOAD_OUT_MAX] = {
+	[LOAD_OUT_OK] = "ok", [LOAD_OUT_REFUSED] = "refused", [LOAD_OUT_RESET] = "reset", [LOAD_OUT_TIMEOUT] = "timeout",
+	[LOAD_OUT_HTTP_ERROR] = "http_error", [LOAD_OUT_WS_BAD_ACCEPT] = "ws_bad_accept", [LOAD_OUT_CLOSED] = "closed",
+	[LOAD_OUT_CLIENT_EMFILE] = "client_emfile", [LOAD_OUT_EADDRNOTAVAIL] = "eaddrnotavail", [LOAD_OUT_OTHER] = "other",
 };
-static const char *const step_names[S_MAX] = {
-	[S_CONNECT] = "connect", [S_UPGRADE] = "upgrade", [S_STOMP] = "stomp_connect",
-	[S_REPLY] = "reply", [S_HOLD] = "hold",
+static const char *const step_names[LOAD_STEP_MAX] = {
+	[LOAD_STEP_CONNECT] = "connect", [LOAD_STEP_UPGRADE] = "upgrade", [LOAD_STEP_STOMP] = "stomp_connect",
+	[LOAD_STEP_REPLY] = "reply", [LOAD_STEP_HOLD] = "hold",
 };
 
 static void list_push(struct lconn **head, struct lconn **tail, struct lconn *c)
@@ -60,15 +60,15 @@ static void list_del(struct lconn **head, struct lconn **tail, struct lconn *c)
 /* Ends c with outcome o and frees it; returns false ("no longer alive"). */
 static bool finish(struct load *l, struct lconn *c, enum outcome o)
 {
-	if (c->step == S_HOLD)
+	if (c->step == LOAD_STEP_HOLD)
 		list_del(&l->hold_head, &l->hold_tail, c);
 	else
 		list_del(&l->act_head, &l->act_tail, c);
-	if (c->step != S_HOLD) {
+	if (c->step != LOAD_STEP_HOLD) {
 		l->outcomes[o]++;
-		if (o == O_TIMEOUT)
+		if (o == LOAD_OUT_TIMEOUT)
 			l->timeouts[c->step]++;
-	} else if (o != O_OK) {
+	} else if (o != LOAD_OUT_OK) {
 		l->lost_in_hold++;
 	}
 	l->in_flight--;
@@ -98,13 +98,13 @@ static bool got_ok(struct load *l, struct lconn *c)
 	l->lat[LAT_TOTAL][l->nlat[LAT_TOTAL]++] = (now - c->t_start) * 1000;
 	if (l->cfg->hold > 0) {
 		list_del(&l->act_head, &l->act_tail, c);
-		l->outcomes[O_OK]++;
-		c->step = S_HOLD;
+		l->outcomes[LOAD_OUT_OK]++;
+		c->step = LOAD_STEP_HOLD;
 		c->deadline = now + l->cfg->hold;
 		list_push(&l->hold_head, &l->hold_tail, c);
 		return true;
 	}
-	return finish(l, c, O_OK);
+	return finish(l, c, LOAD_OUT_OK);
 }
 
 /* Moves c to the step after the TCP handshake (or after the upgrade).
@@ -115,38 +115,38 @@ static bool next_step(struct load *l, struct lconn *c)
 	char buf[1024];
 	int n;
 
-	if (c->step == S_CONNECT && cfg->ws_path) {
+	if (c->step == LOAD_STEP_CONNECT && cfg->ws_path) {
 		ws_make_key(c->key);
 		n = ws_client_request(buf, sizeof(buf), cfg->host_header, cfg->ws_path, c->key);
-		c->step = S_UPGRADE;
-		return n > 0 && send_all(c, buf, n) ? true : finish(l, c, O_RESET);
+		c->step = LOAD_STEP_UPGRADE;
+		return n > 0 && send_all(c, buf, n) ? true : finish(l, c, LOAD_OUT_RESET);
 	}
-	if (c->step == S_UPGRADE && cfg->stomp) {
+	if (c->step == LOAD_STEP_UPGRADE && cfg->stomp) {
 		n = stomp_frame(buf, sizeof(buf), "CONNECT", "accept-version:1.2\nhost:localhost\nheart-beat:0,0\n", NULL);
-		c->step = S_STOMP;
-		return n > 0 && send_ws_text(c, buf, n) ? true : finish(l, c, O_RESET);
+		c->step = LOAD_STEP_STOMP;
+		return n > 0 && send_ws_text(c, buf, n) ? true : finish(l, c, LOAD_OUT_RESET);
 	}
-	c->step = S_REPLY;
+	c->step = LOAD_STEP_REPLY;
 	if (cfg->stomp) {
 		n = stomp_frame(buf, sizeof(buf), "SEND",
 				"destination:/app/location\ncontent-type:text/plain\nreceipt:1\n", cfg->message);
-		return n > 0 && send_ws_text(c, buf, n) ? true : finish(l, c, O_RESET);
+		return n > 0 && send_ws_text(c, buf, n) ? true : finish(l, c, LOAD_OUT_RESET);
 	}
 	if (cfg->ws_path)
-		return send_ws_text(c, cfg->message, strlen(cfg->message)) ? true : finish(l, c, O_RESET);
+		return send_ws_text(c, cfg->message, strlen(cfg->message)) ? true : finish(l, c, LOAD_OUT_RESET);
 	if (cfg->message[0])
-		return send_all(c, cfg->message, strlen(cfg->message)) ? true : finish(l, c, O_RESET);
+		return send_all(c, cfg->message, strlen(cfg->message)) ? true : finish(l, c, LOAD_OUT_RESET);
 	return got_ok(l, c); /* plain connect, nothing to send: connected is all we can know */
 }
 
 static enum outcome errno_outcome(int err)
 {
 	switch (err) {
-	case ECONNREFUSED: return O_REFUSED;
-	case ECONNRESET: case EPIPE: return O_RESET;
-	case ETIMEDOUT: return O_TIMEOUT;
-	case EADDRNOTAVAIL: return O_EADDRNOTAVAIL;
-	default: return O_OTHER;
+	case ECONNREFUSED: return LOAD_OUT_REFUSED;
+	case ECONNRESET: case EPIPE: return LOAD_OUT_RESET;
+	case ETIMEDOUT: return LOAD_OUT_TIMEOUT;
+	case EADDRNOTAVAIL: return LOAD_OUT_EADDRNOTAVAIL;
+	default: return LOAD_OUT_OTHER;
 	}
 }
 
@@ -168,21 +168,21 @@ static void on_connected(struct load *l, struct lconn *c)
 	next_step(l, c);
 }
 
-/* One WebSocket frame arrived while in step S_STOMP or S_REPLY. Returns
+/* One WebSocket frame arrived while in step LOAD_STEP_STOMP or LOAD_STEP_REPLY. Returns
  * whether c is still alive. */
 static bool on_frame(struct load *l, struct lconn *c, const struct ws_frame *f)
 {
 	char cmd[32];
 
 	if (f->opcode == WS_OP_CLOSE)
-		return finish(l, c, O_CLOSED);
+		return finish(l, c, LOAD_OUT_CLOSED);
 	if (!l->cfg->stomp)
 		return got_ok(l, c);
 	if (stomp_command((const char *)f->payload, f->len, cmd, sizeof(cmd)) || !strcmp(cmd, "ERROR"))
-		return finish(l, c, O_HTTP_ERROR);
-	if (c->step == S_STOMP && !strcmp(cmd, "CONNECTED"))
+		return finish(l, c, LOAD_OUT_HTTP_ERROR);
+	if (c->step == LOAD_STEP_STOMP && !strcmp(cmd, "CONNECTED"))
 		return next_step(l, c);
-	if (c->step == S_REPLY && !strcmp(cmd, "RECEIPT"))
+	if (c->step == LOAD_STEP_REPLY && !strcmp(cmd, "RECEIPT"))
 		return got_ok(l, c);
 	return true;
 }
@@ -194,15 +194,15 @@ static void on_readable(struct load *l, struct lconn *c)
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
 	if (n <= 0) {
-		finish(l, c, n == 0 ? O_CLOSED : errno_outcome(errno));
+		finish(l, c, n == 0 ? LOAD_OUT_CLOSED : errno_outcome(errno));
 		return;
 	}
-	if (c->step == S_HOLD) {
+	if (c->step == LOAD_STEP_HOLD) {
 		c->len = 0; /* anything the server pushes while held */
 		return;
 	}
 	c->len += n;
-	if (c->step == S_UPGRADE) {
+	if (c->step == LOAD_STEP_UPGRADE) {
 		int status;
 		bool accept_ok;
 		int used = ws_client_response((char *)c->in, c->len, c->key, &status, &accept_ok);
@@ -210,11 +210,11 @@ static void on_readable(struct load *l, struct lconn *c)
 		if (!used)
 			return;
 		if (status != 101) {
-			finish(l, c, O_HTTP_ERROR);
+			finish(l, c, LOAD_OUT_HTTP_ERROR);
 			return;
 		}
 		if (!accept_ok) {
-			finish(l, c, O_WS_BAD_ACCEPT);
+			finish(l, c, LOAD_OUT_WS_BAD_ACCEPT);
 			return;
 		}
 		l->lat[LAT_UPGRADE][l->nlat[LAT_UPGRADE]++] = (mono_now() - c->t_step) * 1000;
@@ -233,12 +233,12 @@ static void on_readable(struct load *l, struct lconn *c)
 
 		if (used <= 0) {
 			if (used < 0)
-				finish(l, c, O_HTTP_ERROR);
+				finish(l, c, LOAD_OUT_HTTP_ERROR);
 			return;
 		}
 		if (!on_frame(l, c, &f))
 			return;
-		if (c->step == S_HOLD) {
+		if (c->step == LOAD_STEP_HOLD) {
 			c->len = 0; /* frames after the answer are not ours to judge */
 			return;
 		}
@@ -256,7 +256,7 @@ static void open_one(struct load *l)
 	l->opened++;
 	fd = socket(l->cfg->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
-		l->outcomes[errno == EMFILE || errno == ENFILE ? O_CLIENT_EMFILE : O_OTHER]++;
+		l->outcomes[errno == EMFILE || errno == ENFILE ? LOAD_OUT_CLIENT_EMFILE : LOAD_OUT_OTHER]++;
 		return;
 	}
 	if (connect(fd, (struct sockaddr *)&l->cfg->addr, l->cfg->addrlen) && errno != EINPROGRESS) {
@@ -266,7 +266,7 @@ static void open_one(struct load *l)
 	}
 	c = calloc(1, sizeof(*c));
 	if (!c) {
-		l->outcomes[O_OTHER]++;
+		l->outcomes[LOAD_OUT_OTHER]++;
 		close(fd);
 		return;
 	}
@@ -283,10 +283,10 @@ static void progress(struct load *l, double now)
 {
 	long failed = 0;
 
-	for (int i = 1; i < O_MAX; i++)
+	for (int i = 1; i < LOAD_OUT_MAX; i++)
 		failed += l->outcomes[i];
 	fprintf(stderr, "connscope-load: %4.0f s  opened %ld/%ld  ok %ld  failed %ld  in flight %ld\n",
-		now - l->t_start, l->opened, l->cfg->connections, l->outcomes[O_OK], failed, l->in_flight);
+		now - l->t_start, l->opened, l->cfg->connections, l->outcomes[LOAD_OUT_OK], failed, l->in_flight);
 }
 
 int load_run(struct load *l)
@@ -317,9 +317,9 @@ int load_run(struct load *l)
 		if (l->opened == cfg->connections && !l->t_open_end)
 			l->t_open_end = mono_now();
 		while (l->act_head && l->act_head->deadline <= now)
-			finish(l, l->act_head, O_TIMEOUT);
+			finish(l, l->act_head, LOAD_OUT_TIMEOUT);
 		while (l->hold_head && l->hold_head->deadline <= now)
-			finish(l, l->hold_head, O_OK);
+			finish(l, l->hold_head, LOAD_OUT_OK);
 		if (l->opened < cfg->connections)
 			wait = l->opened < due ? 0 : (l->opened + 1) / cfg->rate - (now - l->t_start);
 		if (l->act_head && l->act_head->deadline - now < wait)
@@ -330,7 +330,7 @@ int load_run(struct load *l)
 		for (int i = 0; i < n; i++) {
 			struct lconn *c = evs[i].data.ptr;
 
-			if (c->step == S_CONNECT)
+			if (c->step == LOAD_STEP_CONNECT)
 				on_connected(l, c);
 			else
 				on_readable(l, c);
@@ -377,10 +377,10 @@ void load_report(struct load *l, bool json, FILE *f)
 			"\"duration_seconds\":%.3f,\"outcomes\":{", cfg->target, cfg->connections, cfg->rate,
 			secs > 0 ? l->opened / (l->t_open_end > l->t_start ? l->t_open_end - l->t_start : secs) : 0,
 			secs);
-		for (int i = 0; i < O_MAX; i++)
+		for (int i = 0; i < LOAD_OUT_MAX; i++)
 			fprintf(f, "%s\"%s\":%ld", i ? "," : "", outcome_names[i], l->outcomes[i]);
 		fprintf(f, "},\"timeouts_by_step\":{");
-		for (int i = 0; i < S_HOLD; i++)
+		for (int i = 0; i < LOAD_STEP_HOLD; i++)
 			fprintf(f, "%s\"%s\":%ld", i ? "," : "", step_names[i], l->timeouts[i]);
 		fprintf(f, "},\"lost_while_held\":%ld,\"latency_ms\":{", l->lost_in_hold);
 		for (int i = 0; i < LAT_MAX; i++)
@@ -394,21 +394,21 @@ void load_report(struct load *l, bool json, FILE *f)
 	fprintf(f, "connscope-load: %s, %ld connections at %g/s (%s), %.1f s\n", cfg->target,
 		cfg->connections, cfg->rate, cfg->stomp ? "websocket+stomp" : cfg->ws_path ? "websocket" :
 		cfg->message[0] ? "tcp+reply" : "tcp", secs);
-	for (int i = 0; i < O_MAX; i++) {
-		if (!l->outcomes[i] && i != O_OK)
+	for (int i = 0; i < LOAD_OUT_MAX; i++) {
+		if (!l->outcomes[i] && i != LOAD_OUT_OK)
 			continue;
 		fprintf(f, "  %-14s %8ld  %5.1f%%", outcome_names[i], l->outcomes[i],
 			100.0 * l->outcomes[i] / (cfg->connections ? cfg->connections : 1));
-		if (i == O_TIMEOUT) {
+		if (i == LOAD_OUT_TIMEOUT) {
 			fprintf(f, "  (waiting for:");
-			for (int s = 0; s < S_HOLD; s++)
+			for (int s = 0; s < LOAD_STEP_HOLD; s++)
 				if (l->timeouts[s])
 					fprintf(f, " %s %ld", step_names[s], l->timeouts[s]);
 			fprintf(f, ")");
 		}
-		if (i == O_CLIENT_EMFILE)
+		if (i == LOAD_OUT_CLIENT_EMFILE)
 			fprintf(f, "  the CLIENT ran out of fds: raise its ulimit -n");
-		if (i == O_EADDRNOTAVAIL)
+		if (i == LOAD_OUT_EADDRNOTAVAIL)
 			fprintf(f, "  the CLIENT ran out of local ports (ip_local_port_range)");
 		fprintf(f, "\n");
 	}

@@ -28,12 +28,12 @@ struct load_cfg {
 
 /* What a client got; every client ends in exactly one. */
 enum outcome {
-	O_OK, O_REFUSED, O_RESET, O_TIMEOUT, O_HTTP_ERROR, O_WS_BAD_ACCEPT, O_CLOSED,
-	O_CLIENT_EMFILE, O_EADDRNOTAVAIL, O_OTHER, O_MAX,
+	LOAD_OUT_OK, LOAD_OUT_REFUSED, LOAD_OUT_RESET, LOAD_OUT_TIMEOUT, LOAD_OUT_HTTP_ERROR, LOAD_OUT_WS_BAD_ACCEPT, LOAD_OUT_CLOSED,
+	LOAD_OUT_CLIENT_EMFILE, LOAD_OUT_EADDRNOTAVAIL, LOAD_OUT_OTHER, LOAD_OUT_MAX,
 };
 
 /* Where a client was; timeouts are also counted by step. */
-enum step { S_CONNECT, S_UPGRADE, S_STOMP, S_REPLY, S_HOLD, S_MAX };
+enum step { LOAD_STEP_CONNECT, LOAD_STEP_UPGRADE, LOAD_STEP_STOMP, LOAD_STEP_REPLY, LOAD_STEP_HOLD, LOAD_STEP_MAX };
 
 enum latency { LAT_CONNECT, LAT_UPGRADE, LAT_TOTAL, LAT_MAX };
 
@@ -51,8 +51,8 @@ struct load {
 	const struct load_cfg *cfg;
 	int ep;
 	long opened, in_flight, lost_in_hold;
-	long outcomes[O_MAX];
-	long timeouts[S_MAX];
+	long outcomes[LOAD_OUT_MAX];
+	long timeouts[LOAD_STEP_MAX];
 	double *lat[LAT_MAX];
 	long nlat[LAT_MAX];
 	double t_start, t_open_end, t_end;

@@ -103,7 +103,9 @@ static void test_history_point(void)
 
 static void test_history_ring(void)
 {
-	struct history *h = history_new();
+	struct history *h = NULL;
+
+	history_new(&h);
 	struct cs_point p = { .seconds = 1 }, *out;
 	int n;
 

@@ -72,7 +72,8 @@ class Daemon(Proc):
         for line in self.get("/metrics")[1].decode().splitlines():
             if line.startswith(want + " "):
                 return float(line.split()[-1])
-        return 0.0
+        # a missing series is a failure, not a zero: "events lost == 0" must be able to fail
+        raise RuntimeError("metric %s missing from /metrics" % want)
 
     def bpf_ns(self, name=None):
         """Run time and run count of our programs (or of the one named), summed."""

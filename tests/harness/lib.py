@@ -59,18 +59,31 @@ def settle(fn, quiet=0.6, timeout=15, what="value to settle"):
     raise AssertionError("timed out waiting for %s (last: %r)" % (what, last))
 
 
+# connscope's HTTP side serves a snapshot up to this old (http.c's FRESH_SECONDS);
+# waiting longer than that after a truth read makes the next read newer than it.
+SNAPSHOT_CACHE_S = 0.1
+
+
 def pinned(truth, ours, timeout=20, what="counter"):
     """(ours, truth) read while truth did not move: truth, ours, truth again,
-    until both truth readings agree. For counters that creep on (late
-    retransmissions hitting a full queue) no quiet period is ever final."""
+    until both truth readings agree. ours is read more than one snapshot-cache
+    period after the first truth read, so its snapshot was taken after it.
+    For counters that creep on (late retransmissions hitting a full queue) no
+    quiet period is ever final."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         a = truth()
+        time.sleep(SNAPSHOT_CACHE_S * 1.5)
         b = ours()
         if truth() == a:
             return b, a
         time.sleep(0.05)
     raise AssertionError("%s kept moving for %d s" % (what, timeout))
+
+
+def settled_total(srv, key, what=None, quiet=0.6, timeout=20):
+    """The server's own count of key once it stopped moving."""
+    return settle(lambda: srv.total(key), quiet=quiet, timeout=timeout, what=what or "server's " + key)
 
 
 class Proc:

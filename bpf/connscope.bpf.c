@@ -34,6 +34,16 @@ struct {
 	__type(value, __u8);
 } listen_ports SEC(".maps");
 
+/* Every address the target listens on (or did): a softirq-side event counts
+ * only on a socket bound to one of these, or accepted from one. Seeded by
+ * userspace at attach, extended by on_listen. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, CS_LISTEN_ADDRS_MAX);
+	__type(key, struct cs_listen_key);
+	__type(value, __u8);
+} listen_addrs SEC(".maps");
+
 /* Feeds connscope_accepts_total, connections_closed_total and the
  * accept_wait / connection_duration histograms, by local port. */
 struct {
@@ -105,12 +115,107 @@ static __always_inline bool port_is_watched(__u16 port)
 	return v && *v;
 }
 
-/* Softirq-side hooks run for every socket on the host: after the port, the
- * namespace decides whether a socket is the target's. */
-static __always_inline bool sk_is_watched(const struct sock *sk, __u16 port)
+/* Is (netns, addr, port) an address the target listens on, exactly or by
+ * a wildcard (0.0.0.0, or :: which takes IPv4 too)? k->addr is clobbered. */
+static __always_inline bool listen_key_is_targets(struct cs_listen_key *k)
 {
-	return port_is_watched(port) &&
-	       (!target_netns || sk->__sk_common.skc_net.net->ns.inum == target_netns);
+	bool mapped = !k->addr[0] && !k->addr[1] && !k->addr[2] && !k->addr[3] &&
+		      !k->addr[4] && !k->addr[5] && !k->addr[6] && !k->addr[7] &&
+		      !k->addr[8] && !k->addr[9] && k->addr[10] == 0xff && k->addr[11] == 0xff;
+
+	if (bpf_map_lookup_elem(&listen_addrs, k))
+		return true;
+	if (mapped) {
+		__builtin_memset(&k->addr[12], 0, 4);
+		if (bpf_map_lookup_elem(&listen_addrs, k))
+			return true;
+	}
+	__builtin_memset(k->addr, 0, sizeof(k->addr));
+	return bpf_map_lookup_elem(&listen_addrs, k) != NULL;
+}
+
+static __always_inline void listen_key_v4(struct cs_listen_key *k, __u32 addr)
+{
+	k->addr[10] = 0xff;
+	k->addr[11] = 0xff;
+	__builtin_memcpy(&k->addr[12], &addr, 4);
+}
+
+/* Key of sk's local end: its namespace, its address as bound (or as the
+ * connection arrived), its port. false if sk is in another namespace. */
+static __always_inline bool sk_listen_key(const struct sock *sk, __u16 port, struct cs_listen_key *k)
+{
+	__u32 ns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+
+	if (target_netns && ns != target_netns)
+		return false;
+	k->netns = target_netns ? ns : 0;
+	k->port = port;
+	if (BPF_CORE_READ(sk, __sk_common.skc_family) == AF_INET)
+		listen_key_v4(k, BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr));
+	else
+		bpf_core_read(k->addr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
+	return true;
+}
+
+/* The helper every softirq-side program asks: is sk one of the target's
+ * sockets, a listener it bound or a connection that arrived on one? A
+ * connection's local address is the one it arrived on, which the target's
+ * listener covers exactly or by wildcard; an unrelated process's listener on
+ * the same port at another address does not. The port array goes first: it
+ * turns away almost every socket on the machine with one load. */
+static __always_inline bool sk_is_targets(const struct sock *sk)
+{
+	struct cs_listen_key k = {};
+	__u16 port = sk_local_port(sk);
+
+	if (!port_is_watched(port) || !sk_listen_key(sk, port, &k))
+		return false;
+	return listen_key_is_targets(&k);
+}
+
+/* A segment with no socket: is its destination one of the target's listening
+ * addresses (in the receiving device's namespace)? */
+static __always_inline bool skb_is_targets(const struct sk_buff *skb)
+{
+	unsigned char *head = BPF_CORE_READ(skb, head);
+	__u16 nh = BPF_CORE_READ(skb, network_header);
+	__u16 th_off = BPF_CORE_READ(skb, transport_header);
+	struct cs_listen_key k = {};
+	struct tcphdr th;
+	__u8 ver = 0;
+
+	if (bpf_probe_read_kernel(&th, sizeof(th), head + th_off))
+		return false;
+	k.port = bpf_ntohs(th.dest);
+	if (!port_is_watched(k.port))
+		return false;
+	if (target_netns) {
+		k.netns = BPF_CORE_READ(skb, dev, nd_net.net, ns.inum);
+		if (k.netns != target_netns)
+			return false;
+	}
+	bpf_probe_read_kernel(&ver, 1, head + nh);
+	if ((ver >> 4) == 4) {
+		struct iphdr ip;
+
+		if (bpf_probe_read_kernel(&ip, sizeof(ip), head + nh))
+			return false;
+		listen_key_v4(&k, ip.daddr);
+	} else {
+		struct ipv6hdr ip6;
+
+		if (bpf_probe_read_kernel(&ip6, sizeof(ip6), head + nh))
+			return false;
+		__builtin_memcpy(k.addr, &ip6.daddr, 16);
+	}
+	return listen_key_is_targets(&k);
+}
+
+/* A plain |= loses a flag when another CPU sets one at the same time. */
+static __always_inline void conn_flag_set(struct cs_conn *conn, __u64 flag)
+{
+	__sync_fetch_and_or(&conn->flags, flag);
 }
 
 static __always_inline void count(__u32 idx)
@@ -196,6 +301,24 @@ static __always_inline void on_accepted(struct sock *sk)
 		return;
 	stats->accepts++;
 	conn = bpf_map_lookup_elem(&conns, &key);
+	if (!conn) {
+		/* Established before attach, or accept() took the child off the
+		 * queue before its state change to ESTABLISHED was traced (the
+		 * child is queued first, see inet_csk_complete_hashdance): on_set_state
+		 * then finds this entry and keeps its accepted flag. */
+		long err;
+
+		fresh.accepted_ns = now;
+		fresh.port = port;
+		fresh.flags = CS_CONN_ACCEPTED;
+		err = bpf_map_update_elem(&conns, &key, &fresh, BPF_NOEXIST);
+		if (err == -E2BIG)
+			count(CS_CNT_CONNS_TABLE_FULL);
+		if (err != -EEXIST)
+			return;
+		/* set_state inserted it on another CPU meanwhile: update that one */
+		conn = bpf_map_lookup_elem(&conns, &key);
+	}
 	if (conn) {
 		if (conn->flags & CS_CONN_WAIT_KNOWN) {
 			__u64 wait = now - conn->established_ns;
@@ -205,16 +328,8 @@ static __always_inline void on_accepted(struct sock *sk)
 			stats->accept_wait_count++;
 		}
 		conn->accepted_ns = now;
-		conn->flags |= CS_CONN_ACCEPTED;
-		return;
+		conn_flag_set(conn, CS_CONN_ACCEPTED);
 	}
-	/* Established before attach, or the table was full at ESTABLISHED. */
-	fresh.accepted_ns = now;
-	fresh.port = port;
-	fresh.flags = CS_CONN_ACCEPTED;
-	/* -EEXIST: set_state inserted it on another CPU meanwhile; not a loss */
-	if (bpf_map_update_elem(&conns, &key, &fresh, BPF_NOEXIST) == -E2BIG)
-		count(CS_CNT_CONNS_TABLE_FULL);
 }
 
 static __always_inline int on_accept_exit(__u16 sys, long ret)
@@ -298,14 +413,56 @@ int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 static __always_inline void on_listen(const struct sock *sk)
 {
 	__u32 port = sk->__sk_common.skc_num;
-	__u8 *v;
+	struct cs_listen_key k = {};
+	__u8 *v, one = 1;
 
 	/* listen() runs in the caller's context, so current is meaningful here */
 	if (!current_is_target())
 		return;
+	if (sk_listen_key(sk, port, &k) &&
+	    bpf_map_update_elem(&listen_addrs, &k, &one, BPF_ANY))
+		count(CS_CNT_LISTEN_ADDRS_FULL);
 	v = bpf_map_lookup_elem(&listen_ports, &port);
 	if (v)
 		*v = 1;
+}
+
+/* A passive connection reached ESTABLISHED: track it from here, unless
+ * accept() already did (it may take the child off the queue before this
+ * state change); then keep its accepted flag and count a zero wait. */
+static __always_inline void on_established(const struct sock *sk)
+{
+	struct cs_conn fresh = {}, *conn;
+	__u64 key = (__u64)sk;
+	long err;
+
+	if (!sk_is_targets(sk))
+		return;
+	fresh.established_ns = bpf_ktime_get_ns();
+	fresh.port = sk->__sk_common.skc_num;
+	fresh.flags = CS_CONN_WAIT_KNOWN;
+	err = bpf_map_update_elem(&conns, &key, &fresh, BPF_NOEXIST);
+	if (err != -EEXIST) {
+		if (err)
+			count(CS_CNT_CONNS_TABLE_FULL);
+		return;
+	}
+	conn = bpf_map_lookup_elem(&conns, &key);
+	if (!conn)
+		return;
+	if ((conn->flags & CS_CONN_ACCEPTED) && !(conn->flags & CS_CONN_WAIT_KNOWN)) {
+		struct cs_port_stats *stats = port_stats_get(conn->port);
+
+		if (stats) {
+			stats->accept_wait_slots[0]++;
+			stats->accept_wait_count++;
+		}
+		conn->established_ns = fresh.established_ns;
+		conn_flag_set(conn, CS_CONN_WAIT_KNOWN);
+		return;
+	}
+	/* a freed socket at the same address whose end we did not see */
+	*conn = fresh;
 }
 
 static __always_inline void on_close(__u64 key, struct cs_conn *conn, int oldstate)
@@ -363,18 +520,7 @@ int BPF_PROG(on_set_state, const struct sock *sk, const int oldstate, const int 
 		return 0;
 	}
 	if (newstate == TCP_ESTABLISHED) {
-		struct cs_conn fresh = {};
-		__u16 port = sk->__sk_common.skc_num;
-
-		if (!sk_is_watched(sk, port))
-			return 0;
-		fresh.established_ns = bpf_ktime_get_ns();
-		fresh.port = port;
-		fresh.flags = CS_CONN_WAIT_KNOWN;
-		/* BPF_ANY: an entry already there belonged to a freed socket at
-		 * the same address whose end we did not see; this one replaces it */
-		if (bpf_map_update_elem(&conns, &key, &fresh, BPF_ANY))
-			count(CS_CNT_CONNS_TABLE_FULL);
+		on_established(sk);
 		return 0;
 	}
 	/* FIN_WAIT1 and CLOSE_WAIT still hold their port: most sockets on the
@@ -386,9 +532,9 @@ int BPF_PROG(on_set_state, const struct sock *sk, const int oldstate, const int 
 	if (!conn)
 		return 0;
 	if (newstate == TCP_FIN_WAIT1 && !(conn->flags & CS_CONN_REMOTE_FIN))
-		conn->flags |= CS_CONN_LOCAL_FIN;
+		conn_flag_set(conn, CS_CONN_LOCAL_FIN);
 	else if (newstate == TCP_CLOSE_WAIT && !(conn->flags & CS_CONN_LOCAL_FIN))
-		conn->flags |= CS_CONN_REMOTE_FIN;
+		conn_flag_set(conn, CS_CONN_REMOTE_FIN);
 	else if (newstate == TCP_CLOSE)
 		on_close(key, conn, oldstate);
 	return 0;
@@ -453,18 +599,13 @@ int BPF_PROG(on_send_reset, const struct sock *sk, const struct sk_buff *skb,
 	__u32 idx = reason;
 	struct cs_event *e;
 	__u64 *v;
-	__u16 port;
 
 	if (sk) {
-		port = sk_local_port(sk);
-		if (!sk_is_watched(sk, port))
+		if (!sk_is_targets(sk))
 			return 0;
 	} else if (skb) {
-		port = fill_tuple_from_skb(NULL, skb);
-		if (!port_is_watched(port))
-			return 0;
-		/* no socket: the namespace is the receiving device's */
-		if (target_netns && skb->dev && skb->dev->nd_net.net->ns.inum != target_netns)
+		/* no socket: only to an address and port the target listens on */
+		if (!skb_is_targets(skb))
 			return 0;
 	} else {
 		return 0;
@@ -477,6 +618,9 @@ int BPF_PROG(on_send_reset, const struct sock *sk, const struct sk_buff *skb,
 	e = event_reserve(CS_EV_RESET_SENT);
 	if (!e)
 		return 0;
+	/* softirq: current is whoever was on the CPU, not evidence of anything */
+	e->pid = 0;
+	__builtin_memset(e->comm, 0, sizeof(e->comm));
 	e->reason = reason;
 	if (sk)
 		fill_tuple_from_sk(e, sk);
@@ -492,19 +636,19 @@ int BPF_PROG(on_receive_reset, struct sock *sk)
 	__u64 key = (__u64)sk;
 	struct cs_conn *conn;
 
-	if (!sk_is_watched(sk, sk_local_port(sk)))
+	if (!sk_is_targets(sk))
 		return 0;
 	count(CS_CNT_RESETS_RECEIVED);
 	conn = bpf_map_lookup_elem(&conns, &key);
 	if (conn)
-		conn->flags |= CS_CONN_RESET;
+		conn_flag_set(conn, CS_CONN_RESET);
 	return 0;
 }
 
 SEC("tp_btf/tcp_retransmit_synack")
 int BPF_PROG(on_retransmit_synack, const struct sock *sk, const struct request_sock *req)
 {
-	if (sk_is_watched(sk, sk->__sk_common.skc_num))
+	if (sk_is_targets(sk))
 		count(CS_CNT_SYNACK_RETRANS);
 	return 0;
 }

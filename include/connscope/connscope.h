@@ -20,6 +20,9 @@
 /* Passive connections tracked from ESTABLISHED to CLOSE: above the ~19,000
  * sockets one process can hold here, with room for full accept queues. */
 #define CS_CONNS_MAX 65536
+/* Listening addresses of the target (netns, address as bound, port): what
+ * makes a softirq-side event the target's. Every listen() it ever made. */
+#define CS_LISTEN_ADDRS_MAX 1024
 /* (syscall, errno) pairs: ~30 syscalls x a handful of errnos. */
 #define CS_SYSCALL_ERRORS_MAX 512
 /* Slots of sk_rst_reason counted; the enum has 25 values on 6.18. */
@@ -73,6 +76,7 @@ enum cs_counter {
 	CS_CNT_TARGETS_FULL,      /* a forked child not watched: targets map full */
 	CS_CNT_EVENTS_DROPPED,    /* ring buffer full */
 	CS_CNT_EVENTS_SAMPLED,    /* events not sent because of CS_EVENT_MIN_GAP_NS */
+	CS_CNT_LISTEN_ADDRS_FULL, /* a listen() not known as the target's: listen_addrs full */
 	CS_CNT_MAX,
 };
 
@@ -87,6 +91,17 @@ enum cs_initiator {
 struct cs_syscall_error_key {
 	__u16 syscall; /* enum cs_syscall */
 	__u16 err;     /* positive errno */
+};
+
+/* A listening address of the target. IPv4 is stored v4-mapped
+ * (::ffff:a.b.c.d), so one key serves both families; the wildcard is
+ * ::ffff:0.0.0.0 (IPv4) or :: (IPv6, dual-stack). netns is 0 when the
+ * target's namespace is not known (then not compared). */
+struct cs_listen_key {
+	__u32 netns;
+	__u16 port;   /* host order */
+	__u16 pad;
+	__u8 addr[16];
 };
 
 /* Per local listen port; a per-CPU map value, summed in userspace. */
@@ -110,9 +125,12 @@ struct cs_port_stats {
 struct cs_conn {
 	__u64 established_ns;
 	__u64 accepted_ns;
+	/* CS_CONN_*: set from syscall and softirq context at once (accept()
+	 * on one CPU, the peer's FIN on another), so only by atomic OR; 64
+	 * bits because BPF before -mcpu=v3 has no 32-bit atomic OR */
+	__u64 flags;
 	__u16 port;
-	__u16 flags;
-	__u32 pad;
+	__u16 pad[3];
 };
 
 enum cs_event_kind {

@@ -257,7 +257,7 @@ static int attach_tree(struct collector *c)
 		if (!inode_set_has(&socks, ls[i].inode))
 			continue;
 		inode_set_add(&c->owned, ls[i].inode);
-		err = probes_add_port(c->probes, ls[i].port);
+		err = probes_add_listener(c->probes, &ls[i]);
 		if (err)
 			return err;
 	}

@@ -116,6 +116,7 @@ char *json_snapshot(const struct cs_snapshot *s)
 	cJSON_AddNumberToObject(o, "ringbuf_full", (double)s->counters[CS_CNT_EVENTS_DROPPED]);
 	cJSON_AddNumberToObject(o, "conn_table_full", (double)s->counters[CS_CNT_CONNS_TABLE_FULL]);
 	cJSON_AddNumberToObject(o, "targets_full", (double)s->counters[CS_CNT_TARGETS_FULL]);
+	cJSON_AddNumberToObject(o, "listen_addrs_full", (double)s->counters[CS_CNT_LISTEN_ADDRS_FULL]);
 	cJSON_AddNumberToObject(root, "events_sampled_total", (double)s->counters[CS_CNT_EVENTS_SAMPLED]);
 	return finish(root);
 }
@@ -199,7 +200,8 @@ char *json_events(const struct cs_event_rec *evs, int n)
 
 		cJSON_AddNumberToObject(o, "time_unix_ms", (double)r->unix_ms);
 		cJSON_AddStringToObject(o, "kind", e->kind < CS_EV_KINDS ? event_kinds[e->kind] : "unknown");
-		cJSON_AddNumberToObject(o, "pid", e->pid);
+		if (e->pid) /* 0: seen in softirq, where no process is evidence */
+			cJSON_AddNumberToObject(o, "pid", e->pid);
 		switch (e->kind) {
 		case CS_EV_FD_ERROR:
 			cJSON_AddStringToObject(o, "syscall", names_syscall(e->syscall));

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include "connscope.skel.h"
@@ -26,6 +27,7 @@ struct probes {
 	void *percpu_buf;   /* ncpus * largest per-CPU value */
 	probes_event_fn fn;
 	void *fn_arg;
+	uint32_t netns_ino;
 	uint64_t events_seen;
 };
 
@@ -119,6 +121,7 @@ int probes_new(uint32_t netns_ino, bool verbose, probes_event_fn fn, void *arg, 
 		return -ENOMEM;
 	p->fn = fn;
 	p->fn_arg = arg;
+	p->netns_ino = netns_ino;
 	p->ncpus = libbpf_num_possible_cpus();
 	if (p->ncpus <= 0) {
 		err = p->ncpus ? p->ncpus : -EINVAL;
@@ -222,6 +225,23 @@ int probes_add_port(struct probes *p, uint16_t port)
 	if (bpf_map__update_elem(p->skel->maps.listen_ports, &idx, sizeof(idx), &one, sizeof(one), BPF_ANY))
 		return -errno;
 	return 0;
+}
+
+int probes_add_listener(struct probes *p, const struct cs_listener *l)
+{
+	struct cs_listen_key k = { .netns = p->netns_ino, .port = l->port };
+	__u8 one = 1;
+
+	/* the BPF side's key form: IPv4 v4-mapped (see struct cs_listen_key) */
+	if (l->family == AF_INET) {
+		k.addr[10] = k.addr[11] = 0xff;
+		memcpy(&k.addr[12], l->addr, 4);
+	} else {
+		memcpy(k.addr, l->addr, 16);
+	}
+	if (bpf_map__update_elem(p->skel->maps.listen_addrs, &k, sizeof(k), &one, sizeof(one), BPF_ANY))
+		return -errno;
+	return probes_add_port(p, l->port);
 }
 
 bool probes_has_port(struct probes *p, uint16_t port)

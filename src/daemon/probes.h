@@ -17,6 +17,8 @@ int probes_new(uint32_t netns_ino, bool verbose, probes_event_fn fn, void *arg, 
 void probes_free(struct probes *p);
 int probes_add_target(struct probes *p, int tgid);
 int probes_add_port(struct probes *p, uint16_t port);
+/* Marks l's address and port as the target's (a listener it held at attach). */
+int probes_add_listener(struct probes *p, const struct cs_listener *l);
 bool probes_has_port(struct probes *p, uint16_t port);
 /* Drops targets whose process is gone; fills out[0..max) with the live ones
  * and returns their count. */

@@ -28,6 +28,7 @@ struct cs_listener {
 	int family;
 	uint16_t port;
 	uint64_t inode;
+	uint8_t addr[16];     /* as bound: IPv6, or IPv4 in the first 4 bytes */
 	uint32_t queue_len;   /* sk_ack_backlog: accepted by TCP, not by the app */
 	uint32_t queue_limit; /* sk_max_ack_backlog: min(backlog, somaxconn) */
 	uint64_t drops;       /* sk_drops: what ss -lntm prints as d<N> */

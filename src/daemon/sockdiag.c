@@ -119,6 +119,7 @@ static void parse_listener(struct nlmsghdr *h, struct cs_listener *l)
 	l->family = m->idiag_family;
 	l->port = ntohs(m->id.idiag_sport);
 	l->inode = m->idiag_inode;
+	memcpy(l->addr, m->id.idiag_src, l->family == AF_INET ? 4 : 16);
 	/* for a listener, rqueue is the accept queue and wqueue its limit */
 	l->queue_len = m->idiag_rqueue;
 	l->queue_limit = m->idiag_wqueue;

@@ -1,0 +1,65 @@
+# SPDX-License-Identifier: MIT
+"""What counts as the target's: only its own sockets (listeners as bound,
+connections accepted from them), never another process's listener on the
+same port at another address, nor connects to an address nobody listens on;
+softirq-side events carry no bystander's PID."""
+from lib import Connscope, Netns, Server, check, client, eq, pinned, settled_total, wait_until
+
+PORT = 18081
+
+
+def target_numbers(cs, lbl):
+    m = cs.metrics()
+    return {
+        "accepts": m.get1("connscope_accepts_total", listener=lbl),
+        "closed_before_accept": m.get1("connscope_connections_closed_before_accept_total", listener=lbl),
+        "open": m.get1("connscope_connections_open", listener=lbl),
+        "resets_sent": sum(m.find("connscope_tcp_resets_sent_total").values()),
+        "resets_received": m.get1("connscope_tcp_resets_received_total"),
+        "synack_retransmits": sum(m.find("connscope_synack_retransmits_total").values()),
+    }
+
+
+def test_unrelated_listener_and_scan_on_the_same_port():
+    with Netns() as ns:
+        srv = Server("--mode", "close_on_eof", "--port", PORT, netns=ns)
+        # another process on the same port at another address: never accepts,
+        # so what reaches it closes in its queue, and it aborts nothing
+        other = Server("--port", PORT, "--host", "127.0.0.2", "--backlog", 4, "--max-accepts", 0, netns=ns)
+        cs = Connscope(srv.pid)
+        lbl = "127.0.0.1:%d" % PORT
+        r = client("127.0.0.1", PORT, 30, netns=ns, hold=0.2)
+        eq(r["connected"], 30, "clients of the target")
+        wait_until(lambda: srv.total("closed") == 30, 15, "target to close 30")
+        before, accepted = pinned(lambda: srv.total("accepted"), lambda: target_numbers(cs, lbl))
+        eq(before["accepts"], accepted, "target's accepts vs its own count")
+        # the neighbour: connections that close in its queue, SYN-ACK retransmits
+        # to clients whose handshake it drops, resets as they give up
+        client("127.0.0.2", PORT, 60, netns=ns, send="x", hold=0.3, timeout=1.5)
+        # a scan of an address where nothing listens on that port: resets with no socket
+        r = client("127.0.0.3", PORT, 80, netns=ns, hold=0.0, timeout=1.0)
+        eq(r["refused"], 80, "connects to 127.0.0.3 refused")
+        check(other.p.poll() is None, "the neighbour still runs")
+        after, _ = pinned(lambda: srv.total("accepted"), lambda: target_numbers(cs, lbl))
+        eq(after, before, "the target's numbers after the neighbour's traffic and the scan")
+        d = cs.json("/api/v1/diagnosis")
+        eq(d["verdict"], "healthy", "verdict")
+        cs.stop()
+
+
+def test_dual_stack_target_and_reset_events_carry_no_bystander_pid():
+    with Netns() as ns:
+        srv = Server("--mode", "abort_on_data", "--host", "::", "--port", PORT, netns=ns)
+        cs = Connscope(srv.pid)
+        client("127.0.0.1", PORT, 20, netns=ns, send="unread", hold=1.0)  # v4-mapped
+        client("::1", PORT, 10, netns=ns, send="unread", hold=1.0)
+        wait_until(lambda: srv.total("closed") == 30, 20, "server to abort 30")
+        sent, closed = pinned(lambda: srv.total("closed"), lambda: cs.metrics().get1(
+            "connscope_tcp_resets_sent_total", reason="tcp_abort_on_close"))
+        eq(sent, closed, "aborting resets of a dual-stack listener vs the server's closes")
+        events = [e for e in cs.json("/api/v1/events?limit=100")["events"] if e["kind"] == "reset_sent"]
+        check(events, "reset events")
+        for e in events:
+            check(e.get("pid") in (None, 0, srv.pid), "reset event names pid %r: %r" % (e.get("pid"), e))
+            check(e.get("remote"), "reset event has the client's address: %r" % e)
+        cs.stop()

@@ -3,9 +3,19 @@
 connections accepted from them), never another process's listener on the
 same port at another address, nor connects to an address nobody listens on;
 softirq-side events carry no bystander's PID."""
-from lib import Connscope, Netns, Server, check, client, eq, pinned, settled_total, wait_until
+import subprocess
+from lib import Connscope, Netns, Server, check, client, eq, pinned, ss_listener, wait_until
 
 PORT = 18081
+
+
+def ss_sockets(ns, host, port):
+    """Connections on host:port that the kernel has not ended (neither
+    listening nor in TIME-WAIT)."""
+    out = subprocess.run(["ip", "netns", "exec", ns.name, "ss", "-tnH", "state", "connected",
+                          "exclude", "time-wait", "src", "%s:%d" % (host, port)],
+                         capture_output=True, text=True, check=True).stdout
+    return [l for l in out.splitlines() if l.strip()]
 
 
 def target_numbers(cs, lbl):
@@ -31,6 +41,7 @@ def test_unrelated_listener_and_scan_on_the_same_port():
         r = client("127.0.0.1", PORT, 30, netns=ns, hold=0.2)
         eq(r["connected"], 30, "clients of the target")
         wait_until(lambda: srv.total("closed") == 30, 15, "target to close 30")
+        wait_until(lambda: not ss_sockets(ns, "127.0.0.1", PORT), 15, "the target's connections to end")
         before, accepted = pinned(lambda: srv.total("accepted"), lambda: target_numbers(cs, lbl))
         eq(before["accepts"], accepted, "target's accepts vs its own count")
         # the neighbour: connections that close in its queue, SYN-ACK retransmits
@@ -40,6 +51,9 @@ def test_unrelated_listener_and_scan_on_the_same_port():
         r = client("127.0.0.3", PORT, 80, netns=ns, hold=0.0, timeout=1.0)
         eq(r["refused"], 80, "connects to 127.0.0.3 refused")
         check(other.p.poll() is None, "the neighbour still runs")
+        check(ss_listener(PORT, ns, host="127.0.0.2")[2] > 0, "the neighbour's queue overflowed")
+        # its exit closes what waits in its queue: closed before accept, but not the target's
+        other.kill()
         after, _ = pinned(lambda: srv.total("accepted"), lambda: target_numbers(cs, lbl))
         eq(after, before, "the target's numbers after the neighbour's traffic and the scan")
         d = cs.json("/api/v1/diagnosis")

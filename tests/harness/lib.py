@@ -181,9 +181,9 @@ class Netns:
         self.delete()
 
 
-def client(host, port, count, netns=None, rate=0, send="", hold=0.5, timeout=3.0):
+def client(host, port, count, netns=None, rate=0, send="", hold=0.5, timeout=3.0, abort=False):
     argv = [PY, CLIENT, host, str(port), "--count", str(count), "--rate", str(rate),
-            "--hold", str(hold), "--timeout", str(timeout)]
+            "--hold", str(hold), "--timeout", str(timeout)] + (["--abort"] if abort else [])
     if send:
         argv += ["--send", send]
     if netns:
@@ -278,9 +278,9 @@ class Connscope(Proc):
         return "\n".join(self.lines)
 
 
-def ss_listener(port, netns=None):
-    """(recv-q, send-q, drops) of the listener on port, as `ss -lntm` shows."""
-    argv = ["ss", "-lntmH", "sport = :%d" % port]
+def ss_listener(port, netns=None, host=None):
+    """(recv-q, send-q, drops) of the listener on port (and host, if given), as `ss -lntm` shows."""
+    argv = ["ss", "-lntmH", "sport = :%d" % port + (" and src %s" % host if host else "")]
     if netns:
         argv = ["ip", "netns", "exec", netns.name] + argv
     out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout

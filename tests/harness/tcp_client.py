@@ -4,7 +4,7 @@
 payload, holds them, closes them; prints a JSON line with what happened.
 Bounded in count and time. Run inside a test's network namespace with
 `ip netns exec`."""
-import argparse, errno, json, selectors, socket, time
+import argparse, errno, json, selectors, socket, struct, time
 
 p = argparse.ArgumentParser()
 p.add_argument("host")
@@ -15,6 +15,7 @@ p.add_argument("--send", default="")
 p.add_argument("--hold", type=float, default=0.5, help="seconds to keep them open after the last connect")
 p.add_argument("--timeout", type=float, default=3.0, help="seconds a connect may take")
 p.add_argument("--wait-close", action="store_true", help="after hold, close and wait for nothing")
+p.add_argument("--abort", action="store_true", help="close with SO_LINGER 0: a reset, not a FIN")
 a = p.parse_args()
 
 fam = socket.AF_INET6 if ":" in a.host else socket.AF_INET
@@ -64,5 +65,7 @@ while pending and time.monotonic() < deadline:
 res["timeout"] = len(pending)
 time.sleep(a.hold)
 for s in done + list(pending):
+    if a.abort:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     s.close()
 print(json.dumps(res), flush=True)

@@ -10,7 +10,9 @@ p.add_argument("--host", default="127.0.0.1")
 p.add_argument("--port", type=int, default=0)
 p.add_argument("--backlog", type=int, default=128)
 p.add_argument("--nofile", type=int, default=0, help="RLIMIT_NOFILE soft limit")
-p.add_argument("--mode", default="hold", choices=["hold", "close_on_eof", "abort_on_data"])
+p.add_argument("--mode", default="hold", choices=["hold", "close_on_eof", "abort_on_data", "close_after"])
+p.add_argument("--close-after-ms", default="3", help="close_after: hold each connection this long, then "
+               "close it first (comma-separated: cycled per connection); each duration is logged")
 p.add_argument("--max-accepts", type=int, default=-1, help="stop accepting after N (-1: never)")
 p.add_argument("--accept-rate", type=float, default=0, help="accepts per second (0: as fast as possible)")
 p.add_argument("--emfile-limit", type=int, default=50, help="stop accepting after N EMFILE")
@@ -19,7 +21,8 @@ p.add_argument("--close-listener-on-usr2", action="store_true",
                help="on SIGUSR2 close the listener and keep running (a restart gone wrong)")
 a = p.parse_args()
 
-stats = {"pid": os.getpid(), "accepted": 0, "emfile": 0, "closed": 0, "errors": {}}
+stats = {"pid": os.getpid(), "accepted": 0, "emfile": 0, "closed": 0, "reset": 0, "errors": {}}
+close_after = [float(x) / 1000 for x in a.close_after_ms.split(",")]
 
 
 def emit(line):
@@ -39,6 +42,7 @@ def accepting():
 
 def serve(ls):
     held = {}
+    deadlines = {}  # close_after: fd -> (close at, accepted at)
     poller = select.poll()
     poller.register(ls, select.POLLIN)
     listening = True
@@ -46,15 +50,32 @@ def serve(ls):
         if accepting() != listening:
             listening = not listening
             (poller.register(ls, select.POLLIN) if listening else poller.unregister(ls))
-        if not listening and a.mode != "close_on_eof":
+        if not listening and a.mode not in ("close_on_eof", "close_after"):
             time.sleep(1)
             continue
-        ready = [fd for fd, _ in poller.poll(1000)]
+        wait = 1000
+        if deadlines:
+            wait = max(0, min(d for d, _ in deadlines.values()) - time.monotonic()) * 1000
+        ready = [fd for fd, _ in poller.poll(wait)]
+        for fd, (when, since) in list(deadlines.items()):
+            if time.monotonic() >= when:  # ours to close first: log how long it lived
+                c = held.pop(fd)
+                del deadlines[fd]
+                lived = time.monotonic() - since
+                c.close()
+                stats["closed"] += 1
+                emit("LIVED %.6f" % lived)
+                report()
         for fd in ready:
-            if fd == ls.fileno():
+            if fd == ls.fileno() or fd not in held:
                 continue
             c = held[fd]
-            if c.recv(4096) == b"":  # peer closed: close our side too
+            try:
+                eof = c.recv(4096) == b""
+            except ConnectionResetError:  # the peer aborted: it sent RST
+                stats["reset"] += 1
+                eof = True
+            if eof:  # peer closed: close our side too
                 poller.unregister(c)
                 del held[fd]
                 c.close()
@@ -77,7 +98,11 @@ def serve(ls):
                 report()
             continue
         stats["accepted"] += 1
-        if a.mode == "abort_on_data":
+        if a.mode == "close_after":
+            held[c.fileno()] = c
+            deadlines[c.fileno()] = (time.monotonic() + close_after[(stats["accepted"] - 1) % len(close_after)],
+                                     time.monotonic())
+        elif a.mode == "abort_on_data":
             # close with unread data: the kernel must send RST (tcp_abort_on_close)
             pp = select.poll()
             pp.register(c, select.POLLIN)

@@ -6,6 +6,7 @@
 #include "errmsg.h"
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,8 +19,6 @@
 
 /* Listener inodes remembered as the target's, or as checked and not its. */
 #define INODES_KEPT 256
-/* Processes whose /proc entries are read per tick (fds, limits, memory). */
-#define PROCS_READ_MAX 256
 
 struct inode_set {
 	uint64_t v[INODES_KEPT];
@@ -39,7 +38,9 @@ struct collector {
 	struct cs_snapshot cur;       /* newest */
 	struct cs_snapshot tick_prev; /* at the last tick, for history deltas */
 	uint64_t seq;
-	long fd_peak;
+	uint64_t procs_not_read;
+	int pids[CS_TARGETS_MAX];          /* the live targets, per collect */
+	struct fd_peak { int pid; long peak; } peaks[CS_TARGETS_MAX]; /* last tick's, by PID */
 	double started;
 };
 
@@ -166,18 +167,55 @@ static bool target_alive(struct collector *c)
 	return !procfs_start_time(c->pid, &st) && st == c->start_time;
 }
 
-static void read_processes(struct collector *c, struct cs_snapshot *s, const int *pids, int npids)
+static int cmp_int(const void *a, const void *b)
+{
+	int x = *(const int *)a, y = *(const int *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* Reads every target process into s->procs (sorted by PID). A process's
+ * fd_peak is its own: one peak over processes with different limits once
+ * showed a peak above the hard limit of the process it was shown with. The
+ * top-level fd fields are the process nearest its soft limit. */
+static void read_processes(struct collector *c, struct cs_snapshot *s, int *pids, int npids)
 {
 	double worst = -1;
+	int prev = 0, nprev = s->n_procs;
 
+	for (int i = 0; i < nprev; i++) {
+		c->peaks[i].pid = s->procs[i].pid;
+		c->peaks[i].peak = s->procs[i].fd_peak;
+	}
+	qsort(pids, npids, sizeof(pids[0]), cmp_int);
 	s->threads = 0;
 	s->rss_bytes = 0;
-	for (int i = 0; i < npids; i++) {
+	s->n_procs = 0;
+	for (int i = 0; i < npids && s->n_procs < CS_TARGETS_MAX; i++) {
+		struct cs_proc_info *pi = &s->procs[s->n_procs];
+		long peak = 0;
 		struct cs_proc pr;
 		double ratio;
 
-		if (procfs_read_process(pids[i], &pr))
+		/* the last tick's peaks are sorted by PID too: walk them alongside */
+		while (prev < nprev && c->peaks[prev].pid < pids[i])
+			prev++;
+		if (prev < nprev && c->peaks[prev].pid == pids[i])
+			peak = c->peaks[prev].peak;
+		if (procfs_read_process(pids[i], &pr)) {
+			if (kill(pids[i], 0) == 0)
+				c->procs_not_read++;
 			continue;
+		}
+		pi->pid = pids[i];
+		memcpy(pi->comm, pr.comm, sizeof(pi->comm));
+		pi->open_fds = pr.open_fds;
+		pi->fd_soft = pr.fd_soft;
+		pi->fd_hard = pr.fd_hard;
+		pi->fd_peak = pr.open_fds > peak ? pr.open_fds : peak;
+		pi->threads = pr.threads;
+		pi->rss_bytes = pr.rss_bytes;
+		s->n_procs++;
 		s->threads += pr.threads;
 		s->rss_bytes += pr.rss_bytes;
 		if (pids[i] == c->pid)
@@ -189,18 +227,17 @@ static void read_processes(struct collector *c, struct cs_snapshot *s, const int
 			s->open_fds = pr.open_fds;
 			s->fd_soft = pr.fd_soft;
 			s->fd_hard = pr.fd_hard;
+			s->fd_peak = pi->fd_peak;
 		}
 	}
-	if (s->open_fds > c->fd_peak)
-		c->fd_peak = s->open_fds;
-	s->fd_peak = c->fd_peak;
+	s->procs_not_read = c->procs_not_read;
 }
 
 /* Builds c->cur from the kernel. Called with the lock held. */
 static void collect(struct collector *c)
 {
 	struct cs_snapshot *s = &c->cur;
-	int pids[PROCS_READ_MAX], npids;
+	int *pids = c->pids, npids;
 	double t0 = mono_now();
 	int n;
 
@@ -208,7 +245,7 @@ static void collect(struct collector *c)
 	s->unix_ms = unix_ms_now();
 	s->started_mono_s = c->started;
 	s->pid = c->pid;
-	npids = probes_targets(c->probes, pids, PROCS_READ_MAX);
+	npids = probes_targets(c->probes, pids, CS_TARGETS_MAX);
 	if (!c->exited && !target_alive(c))
 		c->exited = true;
 	s->target_up = !c->exited;
@@ -231,7 +268,7 @@ static void collect(struct collector *c)
 
 static int attach_tree(struct collector *c)
 {
-	int kids[PROCS_READ_MAX], n, err;
+	int *kids = c->pids, n, err;
 	struct inode_set socks = { .n = 0 };
 	struct inode_match m = { .all = &socks };
 	struct cs_listener ls[CS_LISTENERS_MAX];
@@ -239,7 +276,7 @@ static int attach_tree(struct collector *c)
 	err = probes_add_target(c->probes, c->pid);
 	if (err)
 		return err;
-	n = procfs_descendants(c->pid, kids, PROCS_READ_MAX);
+	n = procfs_descendants(c->pid, kids, CS_TARGETS_MAX);
 	for (int i = 0; i < n; i++) {
 		/* started as `server & connscope --pid $$`: never watch ourselves */
 		if (kids[i] == getpid()) {

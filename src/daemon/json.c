@@ -61,6 +61,21 @@ char *json_snapshot(const struct cs_snapshot *s)
 	cJSON_AddNumberToObject(o, "peak", s->fd_peak);
 	cJSON_AddNumberToObject(root, "somaxconn", s->somaxconn);
 	cJSON_AddNumberToObject(root, "accepts_total", (double)s->accepts_total);
+	arr = cJSON_AddArrayToObject(root, "processes");
+	for (int i = 0; i < s->n_procs; i++) {
+		const struct cs_proc_info *pi = &s->procs[i];
+
+		o = cJSON_CreateObject();
+		cJSON_AddNumberToObject(o, "pid", pi->pid);
+		cJSON_AddStringToObject(o, "comm", pi->comm);
+		cJSON_AddNumberToObject(o, "open_fds", pi->open_fds);
+		cJSON_AddNumberToObject(o, "fd_soft_limit", pi->fd_soft);
+		cJSON_AddNumberToObject(o, "fd_hard_limit", pi->fd_hard);
+		cJSON_AddNumberToObject(o, "fd_peak", pi->fd_peak);
+		cJSON_AddNumberToObject(o, "threads", pi->threads);
+		cJSON_AddNumberToObject(o, "resident_memory_bytes", (double)pi->rss_bytes);
+		cJSON_AddItemToArray(arr, o);
+	}
 
 	arr = cJSON_AddArrayToObject(root, "syscall_errors");
 	for (int i = 0; i < s->n_syserr; i++) {
@@ -117,6 +132,7 @@ char *json_snapshot(const struct cs_snapshot *s)
 	cJSON_AddNumberToObject(o, "conn_table_full", (double)s->counters[CS_CNT_CONNS_TABLE_FULL]);
 	cJSON_AddNumberToObject(o, "targets_full", (double)s->counters[CS_CNT_TARGETS_FULL]);
 	cJSON_AddNumberToObject(o, "listen_addrs_full", (double)s->counters[CS_CNT_LISTEN_ADDRS_FULL]);
+	cJSON_AddNumberToObject(o, "procs_not_read", (double)s->procs_not_read);
 	cJSON_AddNumberToObject(root, "events_sampled_total", (double)s->counters[CS_CNT_EVENTS_SAMPLED]);
 	return finish(root);
 }

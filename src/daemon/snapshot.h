@@ -45,6 +45,19 @@ struct cs_port {
 	struct cs_hist duration;
 };
 
+/* One target process as /proc shows it. Every target process is read (the
+ * BPF targets map holds at most CS_TARGETS_MAX, and so does this array). */
+struct cs_proc_info {
+	int pid;
+	char comm[32];
+	long open_fds;
+	long fd_soft;
+	long fd_hard;
+	long fd_peak;      /* highest open_fds of this process seen at any tick */
+	long threads;
+	uint64_t rss_bytes;
+};
+
 struct cs_syserr {
 	uint16_t syscall; /* enum cs_syscall */
 	uint16_t err;
@@ -70,7 +83,10 @@ struct cs_snapshot {
 	long fd_peak;      /* highest open_fds seen at any tick */
 	long threads;      /* all target processes */
 	uint64_t rss_bytes;/* all target processes */
-	int somaxconn;
+	int somaxconn;     /* of the target's namespace, read each tick */
+	int n_procs;
+	struct cs_proc_info procs[CS_TARGETS_MAX];
+	uint64_t procs_not_read; /* alive but /proc unreadable, summed over ticks */
 
 	/* probes */
 	uint64_t accepts_total;

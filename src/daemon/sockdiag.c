@@ -24,25 +24,12 @@
 
 struct sockdiag {
 	int fd;
-	int somaxconn;
+	/* /proc/sys/net/core/somaxconn opened inside the target's namespace: a
+	 * sysctl file is bound to the namespace it was opened in, so re-reading
+	 * it each tick follows a change there without entering it again */
+	int somaxconn_fd;
 	uint32_t seq;
 };
-
-static int read_somaxconn(void)
-{
-	char buf[32];
-	int fd = open("/proc/sys/net/core/somaxconn", O_RDONLY | O_CLOEXEC);
-	ssize_t n;
-
-	if (fd < 0)
-		return -1;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = '\0';
-	return atoi(buf);
-}
 
 int sockdiag_new(int pid, struct sockdiag **out)
 {
@@ -54,6 +41,7 @@ int sockdiag_new(int pid, struct sockdiag **out)
 	if (!sd)
 		return -ENOMEM;
 	sd->fd = -1;
+	sd->somaxconn_fd = -1;
 	snprintf(path, sizeof(path), "/proc/%d/ns/net", pid);
 	target_ns = open(path, O_RDONLY | O_CLOEXEC);
 	self_ns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
@@ -72,7 +60,7 @@ int sockdiag_new(int pid, struct sockdiag **out)
 	}
 	sd->fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
 	err = sd->fd < 0 ? -errno : 0;
-	sd->somaxconn = read_somaxconn();
+	sd->somaxconn_fd = open("/proc/sys/net/core/somaxconn", O_RDONLY | O_CLOEXEC);
 	if (setns(self_ns, CLONE_NEWNET)) {
 		err = -errno;
 		fprintf(stderr, "connscope: cannot return to own network namespace: %s\n", strerror(errno));
@@ -101,12 +89,23 @@ void sockdiag_free(struct sockdiag *sd)
 		return;
 	if (sd->fd >= 0)
 		close(sd->fd);
+	if (sd->somaxconn_fd >= 0)
+		close(sd->somaxconn_fd);
 	free(sd);
 }
 
 int sockdiag_somaxconn(const struct sockdiag *sd)
 {
-	return sd->somaxconn;
+	char buf[32];
+	ssize_t n;
+
+	if (sd->somaxconn_fd < 0)
+		return -1;
+	n = pread(sd->somaxconn_fd, buf, sizeof(buf) - 1, 0);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	return atoi(buf);
 }
 
 static void parse_listener(struct nlmsghdr *h, struct cs_listener *l)

@@ -12,6 +12,7 @@ struct sockdiag;
  * namespace's net.core.somaxconn. 0 or -errno; *out freed by sockdiag_free. */
 int sockdiag_new(int pid, struct sockdiag **out);
 void sockdiag_free(struct sockdiag *sd);
+/* net.core.somaxconn of the target's namespace, read now; -1 if unreadable. */
 int sockdiag_somaxconn(const struct sockdiag *sd);
 /* Every TCP listener (IPv4 and IPv6) in the namespace into out[0..max).
  * Returns the count or -errno. */

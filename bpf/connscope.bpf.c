@@ -115,23 +115,31 @@ static __always_inline bool port_is_watched(__u16 port)
 	return v && *v;
 }
 
-/* Is (netns, addr, port) an address the target listens on, exactly or by
- * a wildcard (0.0.0.0, or :: which takes IPv4 too)? k->addr is clobbered. */
-static __always_inline bool listen_key_is_targets(struct cs_listen_key *k)
+static __always_inline bool listen_key_found(const struct cs_listen_key *k, bool stopped_too)
+{
+	__u8 *v = bpf_map_lookup_elem(&listen_addrs, k);
+
+	return v && (*v == CS_LISTEN_NOW || (stopped_too && *v == CS_LISTEN_STOPPED));
+}
+
+/* Is (netns, addr, port) an address the target listens on (or, with
+ * stopped_too, did), exactly or by a wildcard (0.0.0.0, or :: which takes
+ * IPv4 too)? k->addr is clobbered. */
+static __always_inline bool listen_key_is_targets(struct cs_listen_key *k, bool stopped_too)
 {
 	bool mapped = !k->addr[0] && !k->addr[1] && !k->addr[2] && !k->addr[3] &&
 		      !k->addr[4] && !k->addr[5] && !k->addr[6] && !k->addr[7] &&
 		      !k->addr[8] && !k->addr[9] && k->addr[10] == 0xff && k->addr[11] == 0xff;
 
-	if (bpf_map_lookup_elem(&listen_addrs, k))
+	if (listen_key_found(k, stopped_too))
 		return true;
 	if (mapped) {
 		__builtin_memset(&k->addr[12], 0, 4);
-		if (bpf_map_lookup_elem(&listen_addrs, k))
+		if (listen_key_found(k, stopped_too))
 			return true;
 	}
 	__builtin_memset(k->addr, 0, sizeof(k->addr));
-	return bpf_map_lookup_elem(&listen_addrs, k) != NULL;
+	return listen_key_found(k, stopped_too);
 }
 
 static __always_inline void listen_key_v4(struct cs_listen_key *k, __u32 addr)
@@ -171,11 +179,11 @@ static __always_inline bool sk_is_targets(const struct sock *sk)
 
 	if (!port_is_watched(port) || !sk_listen_key(sk, port, &k))
 		return false;
-	return listen_key_is_targets(&k);
+	return listen_key_is_targets(&k, false);
 }
 
 /* A segment with no socket: is its destination one of the target's listening
- * addresses (in the receiving device's namespace)? */
+ * addresses, now or before it stopped (in the receiving device's namespace)? */
 static __always_inline bool skb_is_targets(const struct sk_buff *skb)
 {
 	unsigned char *head = BPF_CORE_READ(skb, head);
@@ -209,7 +217,7 @@ static __always_inline bool skb_is_targets(const struct sk_buff *skb)
 			return false;
 		__builtin_memcpy(k.addr, &ip6.daddr, 16);
 	}
-	return listen_key_is_targets(&k);
+	return listen_key_is_targets(&k, true);
 }
 
 /* A plain |= loses a flag when another CPU sets one at the same time. */
@@ -420,11 +428,25 @@ static __always_inline void on_listen(const struct sock *sk)
 	if (!current_is_target())
 		return;
 	if (sk_listen_key(sk, port, &k) &&
-	    bpf_map_update_elem(&listen_addrs, &k, &one, BPF_ANY))
+	    bpf_map_update_elem(&listen_addrs, &k, &one, BPF_ANY)) /* one: CS_LISTEN_NOW */
 		count(CS_CNT_LISTEN_ADDRS_FULL);
 	v = bpf_map_lookup_elem(&listen_ports, &port);
 	if (v)
 		*v = 1;
+}
+
+/* The target closed a listener (close(), or its exit closing its fds, both
+ * in its own context): the address is no longer its for new connections. */
+static __always_inline void on_listen_close(const struct sock *sk)
+{
+	struct cs_listen_key k = {};
+	__u8 *v;
+
+	if (!current_is_target() || !sk_listen_key(sk, sk_local_port(sk), &k))
+		return;
+	v = bpf_map_lookup_elem(&listen_addrs, &k);
+	if (v)
+		*v = CS_LISTEN_STOPPED;
 }
 
 /* A passive connection reached ESTABLISHED: track it from here, unless
@@ -517,6 +539,10 @@ int BPF_PROG(on_set_state, const struct sock *sk, const int oldstate, const int 
 		return 0;
 	if (newstate == TCP_LISTEN) {
 		on_listen(sk);
+		return 0;
+	}
+	if (oldstate == TCP_LISTEN) {
+		on_listen_close(sk);
 		return 0;
 	}
 	if (newstate == TCP_ESTABLISHED) {

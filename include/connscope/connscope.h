@@ -104,6 +104,14 @@ struct cs_listen_key {
 	__u8 addr[16];
 };
 
+/* Values of the listen_addrs map. A stopped address is no longer the
+ * target's for connections (a successor may bind it: never counted as the
+ * old target), but resets to it still tell that clients found it closed. */
+enum cs_listen_state {
+	CS_LISTEN_NOW = 1,
+	CS_LISTEN_STOPPED = 2,
+};
+
 /* Per local listen port; a per-CPU map value, summed in userspace. */
 struct cs_port_stats {
 	__u64 accepts;
@@ -141,6 +149,7 @@ enum cs_event_kind {
 	/* raised by the daemon itself */
 	CS_EV_LISTEN_OVERFLOW = CS_EV_KINDS_BPF,
 	CS_EV_TARGET_EXIT,
+	CS_EV_TARGET_RESTART, /* --follow: pid is the successor, count the old PID */
 	CS_EV_KINDS,
 };
 

@@ -39,6 +39,13 @@ struct collector {
 	struct cs_snapshot tick_prev; /* at the last tick, for history deltas */
 	uint64_t seq;
 	uint64_t procs_not_read;
+	uint64_t restarts;
+	uint32_t netns;
+	struct {
+		bool on;
+		const char *comm;
+		const char *pidfile;
+	} follow;
 	int pids[CS_TARGETS_MAX];          /* the live targets, per collect */
 	struct fd_peak { int pid; long peak; } peaks[CS_TARGETS_MAX]; /* last tick's, by PID */
 	double started;
@@ -233,6 +240,19 @@ static void read_processes(struct collector *c, struct cs_snapshot *s, int *pids
 	s->procs_not_read = c->procs_not_read;
 }
 
+/* Keeps the target processes that live: not zombies (their fds and memory
+ * are gone, reading them would replace the last numbers with zeros), and
+ * not a reused PID in place of the first. Returns their count. */
+static int live_targets(struct collector *c, int *pids, int n)
+{
+	int live = 0;
+
+	for (int i = 0; i < n; i++)
+		if (procfs_alive(pids[i]) && (pids[i] != c->pid || target_alive(c)))
+			pids[live++] = pids[i];
+	return live;
+}
+
 /* Builds c->cur from the kernel. Called with the lock held. */
 static void collect(struct collector *c)
 {
@@ -245,15 +265,18 @@ static void collect(struct collector *c)
 	s->unix_ms = unix_ms_now();
 	s->started_mono_s = c->started;
 	s->pid = c->pid;
-	npids = probes_targets(c->probes, pids, CS_TARGETS_MAX);
-	if (!c->exited && !target_alive(c))
+	s->restarts = c->restarts;
+	npids = live_targets(c, pids, probes_targets(c->probes, pids, CS_TARGETS_MAX));
+	/* Collection lasts while any target process lives: a launcher that
+	 * exits leaves the descendants that serve behind. */
+	if (!c->exited && !npids)
 		c->exited = true;
 	s->target_up = !c->exited;
 	/* Once the target is gone, /proc and sock_diag keep their last numbers. */
 	if (s->target_up) {
 		s->processes = npids;
 		read_processes(c, s, pids, npids);
-		s->have_tcp_ext = !procfs_read_tcp_ext(c->pid, s->tcp_ext);
+		s->have_tcp_ext = !procfs_read_tcp_ext(pids[0], s->tcp_ext);
 		n = sockdiag_listeners(c->sockdiag, s->listeners, CS_LISTENERS_MAX);
 		s->n_listeners = n < 0 ? 0 : n;
 		filter_listeners(c, s, pids, npids);
@@ -327,7 +350,8 @@ int collector_new(int pid, bool verbose, struct collector **out)
 		err = events_new(&c->events);
 	if (err)
 		goto cleanup;
-	err = probes_new(netns_inode(pid), verbose, on_bpf_event, c->events, &c->probes);
+	c->netns = netns_inode(pid);
+	err = probes_new(c->netns, verbose, on_bpf_event, c->events, &c->probes);
 	if (err)
 		goto cleanup;
 	err = names_init();
@@ -394,13 +418,149 @@ static void push_overflow_events(struct collector *c, const struct cs_snapshot *
 	}
 }
 
+void collector_set_follow(struct collector *c, bool on, const char *comm, const char *pidfile)
+{
+	c->follow.on = on || comm || pidfile;
+	c->follow.comm = comm;
+	c->follow.pidfile = pidfile;
+}
+
+/* A successor must live in the target's network namespace: the probes
+ * filter on that one, fixed at load. */
+static bool successor_ok(struct collector *c, int pid)
+{
+	return pid > 0 && pid != getpid() && procfs_alive(pid) && netns_inode(pid) == c->netns;
+}
+
+static bool match_comm(int pid, void *arg)
+{
+	struct collector *c = arg;
+	char comm[32];
+
+	return !procfs_comm(pid, comm, sizeof(comm)) && !strcmp(comm, c->follow.comm) &&
+	       successor_ok(c, pid);
+}
+
+struct holder_match {
+	struct collector *c;
+	uint64_t inode;
+};
+
+static bool match_holder(int pid, void *arg)
+{
+	struct holder_match *h = arg;
+
+	return pid != getpid() && target_holds(h->inode, &pid, 1) && successor_ok(h->c, pid);
+}
+
+/* Of pids, one whose parent is not among them: a pre-forking server's
+ * master rather than one of its workers. */
+static int topmost(const int *pids, int n)
+{
+	for (int i = 0; i < n; i++) {
+		int ppid = procfs_ppid(pids[i]);
+		bool parent_in = false;
+
+		for (int j = 0; j < n && !parent_in; j++)
+			parent_in = pids[j] == ppid;
+		if (!parent_in)
+			return pids[i];
+	}
+	return n ? pids[0] : 0;
+}
+
+static int pidfile_pid(const char *path)
+{
+	char buf[32] = "";
+	FILE *f = fopen(path, "re");
+	int pid = 0;
+
+	if (!f)
+		return 0;
+	if (fgets(buf, sizeof(buf), f))
+		pid = atoi(buf);
+	fclose(f);
+	return pid;
+}
+
+static bool same_address(const struct cs_listener *a, const struct cs_listener *b)
+{
+	return a->family == b->family && a->port == b->port && !memcmp(a->addr, b->addr, sizeof(a->addr));
+}
+
+/* The process that took over from the exited target, 0 if none yet: the PID
+ * in --pidfile, a process named --comm, or by default the process that now
+ * holds a listener on an address and port the target listened on. */
+static int find_successor(struct collector *c)
+{
+	struct cs_listener ls[CS_LISTENERS_MAX];
+	int *found = c->pids, n;
+
+	if (c->follow.pidfile) {
+		n = pidfile_pid(c->follow.pidfile);
+		return successor_ok(c, n) ? n : 0;
+	}
+	if (c->follow.comm) {
+		n = procfs_find(match_comm, c, found, CS_TARGETS_MAX);
+		return n > 0 ? topmost(found, n) : 0;
+	}
+	n = sockdiag_listeners(c->sockdiag, ls, CS_LISTENERS_MAX);
+	for (int i = 0; i < n; i++) {
+		for (int j = 0; j < c->cur.n_listeners; j++) {
+			struct holder_match h = { .c = c, .inode = ls[i].inode };
+			int held;
+
+			if (!same_address(&ls[i], &c->cur.listeners[j]))
+				continue;
+			held = procfs_find(match_holder, &h, found, CS_TARGETS_MAX);
+			if (held > 0)
+				return topmost(found, held);
+		}
+	}
+	return 0;
+}
+
+/* Watches pid from now on, as the same target: same labels, counters that
+ * go on, an event naming both PIDs. 0 or -errno. */
+static int attach_successor(struct collector *c, int pid)
+{
+	int old = c->pid, err;
+	uint64_t old_start = c->start_time;
+	struct cs_event_rec r;
+
+	c->pid = pid;
+	err = procfs_start_time(pid, &c->start_time);
+	if (!err)
+		err = attach_tree(c);
+	if (err) {
+		c->pid = old;
+		c->start_time = old_start;
+		return err;
+	}
+	c->exited = false;
+	c->restarts++;
+	memset(&r, 0, sizeof(r));
+	r.unix_ms = unix_ms_now();
+	r.ev.kind = CS_EV_TARGET_RESTART;
+	r.ev.pid = pid;
+	r.count = old;
+	procfs_comm(pid, r.ev.comm, sizeof(r.ev.comm));
+	events_push(c->events, &r);
+	fprintf(stderr, "connscope: PID %d took over from PID %d; watching it (restart %llu)\n", pid, old,
+		(unsigned long long)c->restarts);
+	return 0;
+}
+
 bool collector_tick(struct collector *c)
 {
 	struct cs_point pt;
 	bool was_up, exited_now;
+	int next;
 
 	pthread_mutex_lock(&c->lock);
 	was_up = c->tick_prev.target_up;
+	if (c->exited && c->follow.on && (next = find_successor(c)) > 0)
+		attach_successor(c, next);
 	collect(c);
 	c->cur.somaxconn = sockdiag_somaxconn(c->sockdiag);
 	history_point(&c->tick_prev, &c->cur, &pt);

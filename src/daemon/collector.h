@@ -15,6 +15,10 @@ struct collector;
  * descendants. Prints what failed; 0 or -errno. */
 int collector_new(int pid, bool verbose, struct collector **out);
 void collector_free(struct collector *c);
+/* --follow: once every target process exited, attach to a successor (the
+ * process named comm, the PID in pidfile, or by default the one listening
+ * where the target listened). comm or pidfile imply on. */
+void collector_set_follow(struct collector *c, bool on, const char *comm, const char *pidfile);
 /* Waits for ring-buffer events up to timeout_ms. */
 int collector_poll(struct collector *c, int timeout_ms);
 /* One tick: a new snapshot, a history point, overflow and exit events.

@@ -13,7 +13,8 @@ struct cs_event_rec {
 	int64_t unix_ms;
 	struct cs_event ev;   /* kind, pid, syscall/err, reason, 4-tuple, comm */
 	char listener[64];    /* CS_EV_LISTEN_OVERFLOW */
-	uint64_t count;       /* CS_EV_LISTEN_OVERFLOW: drops in that second */
+	uint64_t count;       /* CS_EV_LISTEN_OVERFLOW: drops in that second;
+			       * CS_EV_TARGET_RESTART: the PID that exited */
 };
 
 struct events;

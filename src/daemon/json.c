@@ -50,6 +50,7 @@ char *json_snapshot(const struct cs_snapshot *s)
 	cJSON_AddNumberToObject(t, "pid", s->pid);
 	cJSON_AddStringToObject(t, "comm", s->comm);
 	cJSON_AddBoolToObject(t, "up", s->target_up);
+	cJSON_AddNumberToObject(t, "restarts", (double)s->restarts);
 	cJSON_AddNumberToObject(t, "processes", s->processes);
 	cJSON_AddNumberToObject(t, "threads", s->threads);
 	cJSON_AddNumberToObject(t, "resident_memory_bytes", (double)s->rss_bytes);
@@ -200,6 +201,7 @@ static const char *const event_kinds[CS_EV_KINDS] = {
 	[CS_EV_RESET_SENT] = "reset_sent",
 	[CS_EV_OOM_KILL] = "oom_kill",
 	[CS_EV_LISTEN_OVERFLOW] = "listen_overflow",
+	[CS_EV_TARGET_RESTART] = "target_restart",
 	[CS_EV_TARGET_EXIT] = "target_exit",
 };
 
@@ -234,6 +236,10 @@ char *json_events(const struct cs_event_rec *evs, int n)
 		case CS_EV_OOM_KILL:
 		case CS_EV_TARGET_EXIT:
 			cJSON_AddStringToObject(o, "comm", e->comm);
+			break;
+		case CS_EV_TARGET_RESTART:
+			cJSON_AddStringToObject(o, "comm", e->comm);
+			cJSON_AddNumberToObject(o, "previous_pid", (double)r->count);
 			break;
 		case CS_EV_LISTEN_OVERFLOW:
 			cJSON_AddStringToObject(o, "listener", r->listener);

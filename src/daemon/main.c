@@ -13,7 +13,9 @@
 #include "collector.h"
 #include "diagnose.h"
 #include "http.h"
+#include "instance.h"
 #include "netutil.h"
+#include "procfs.h"
 #include "prom.h"
 
 static struct env {
@@ -21,6 +23,10 @@ static struct env {
 	const char *listen;
 	double interval;
 	bool verbose;
+	bool follow;
+	const char *comm;
+	const char *pidfile;
+	bool force;
 } env = {
 	.listen = "127.0.0.1:9477",
 	.interval = 1.0,
@@ -37,7 +43,8 @@ static void on_signal(int sig)
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: connscope --pid PID [--listen ADDR:PORT] [--interval SECONDS] [-v]\n"
+		"Usage: connscope --pid PID [--listen ADDR:PORT] [--interval SECONDS]\n"
+		"                 [--follow [--comm NAME | --pidfile PATH]] [--force] [-v]\n"
 		"\n"
 		"Attaches to a running server (PID and its descendants, including ones forked\n"
 		"later) and tells why its connections fail: accept-queue overflow, fd\n"
@@ -47,6 +54,11 @@ static void usage(FILE *f)
 		"  -l, --listen ADDR:PORT HTTP address (default 127.0.0.1:9477;\n"
 		"                         [::1]:9477 for IPv6; port 0: any, printed at start)\n"
 		"  -i, --interval SECONDS snapshot and history tick (default 1, 0.1 to 60)\n"
+		"  -f, --follow           when every target process exited, keep the last numbers\n"
+		"                         and attach to the process that listens where it did\n"
+		"      --comm NAME        --follow: the successor is the process named NAME\n"
+		"      --pidfile PATH     --follow: the successor is the PID in PATH\n"
+		"      --force            run even if another connscope watches this PID\n"
 		"  -v, --verbose          libbpf and probe details on stderr\n"
 		"  -h, --help             this text\n"
 		"  -V, --version          version\n"
@@ -64,6 +76,10 @@ static int parse_args(int argc, char **argv)
 		{ "listen", required_argument, NULL, 'l' },
 		{ "interval", required_argument, NULL, 'i' },
 		{ "verbose", no_argument, NULL, 'v' },
+		{ "follow", no_argument, NULL, 'f' },
+		{ "comm", required_argument, NULL, 'c' },
+		{ "pidfile", required_argument, NULL, 'P' },
+		{ "force", no_argument, NULL, 'F' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ 0 },
@@ -72,7 +88,7 @@ static int parse_args(int argc, char **argv)
 	int c;
 
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":p:l:i:vhV", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":p:l:i:vfhV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'p':
 			if (args_long(NULL, "--pid", optarg, 1, 4194304, &pid)) {
@@ -90,6 +106,18 @@ static int parse_args(int argc, char **argv)
 			break;
 		case 'v':
 			env.verbose = true;
+			break;
+		case 'f':
+			env.follow = true;
+			break;
+		case 'c':
+			env.comm = optarg;
+			break;
+		case 'P':
+			env.pidfile = optarg;
+			break;
+		case 'F':
+			env.force = true;
 			break;
 		case 'h':
 			usage(stdout);
@@ -111,6 +139,15 @@ static int parse_args(int argc, char **argv)
 	}
 	if (!env.pid) {
 		fprintf(stderr, "connscope: --pid PID is required (see --help)\n");
+		return -EINVAL;
+	}
+	if ((env.comm || env.pidfile) && !env.follow) {
+		fprintf(stderr, "connscope: %s names a successor: it needs --follow\n",
+			env.comm ? "--comm" : "--pidfile");
+		return -EINVAL;
+	}
+	if (env.comm && env.pidfile) {
+		fprintf(stderr, "connscope: --comm and --pidfile: give one way to find the successor\n");
 		return -EINVAL;
 	}
 	if (kill(env.pid, 0) && errno == ESRCH) {
@@ -157,6 +194,7 @@ cleanup:
 int main(int argc, char **argv)
 {
 	struct collector *c = NULL;
+	struct instance *lock = NULL;
 	struct http *h = NULL;
 	struct sigaction sa = { .sa_handler = on_signal };
 	char bound[80];
@@ -173,11 +211,16 @@ int main(int argc, char **argv)
 	if (fd < 0)
 		return 1;
 	net_format_local(fd, bound, sizeof(bound));
-	err = collector_new(env.pid, env.verbose, &c);
+	/* the lock names the process, so a thread ID and its process share one */
+	err = instance_new(procfs_tgid(env.pid) > 0 ? procfs_tgid(env.pid) : env.pid, bound, env.force, &lock);
+	if (!err)
+		err = collector_new(env.pid, env.verbose, &c);
 	if (err) {
+		instance_free(lock);
 		close(fd);
 		return 1;
 	}
+	collector_set_follow(c, env.follow, env.comm, env.pidfile);
 	err = http_new(fd, c, &h);
 	if (err)
 		goto cleanup;
@@ -194,7 +237,8 @@ int main(int argc, char **argv)
 		if (next_tick < mono_now())
 			next_tick = mono_now() + env.interval;
 		if (collector_tick(c))
-			fprintf(stderr, "connscope: PID %d exited; serving the last numbers\n", env.pid);
+			fprintf(stderr, "connscope: PID %d and its descendants exited; serving the last numbers%s\n",
+				env.pid, env.follow ? ", waiting for a successor" : "");
 	}
 	collector_poll(c, 0);
 	collector_tick(c);
@@ -202,5 +246,6 @@ int main(int argc, char **argv)
 cleanup:
 	http_free(h);
 	collector_free(c);
+	instance_free(lock);
 	return err ? 1 : 0;
 }

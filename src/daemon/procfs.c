@@ -167,6 +167,60 @@ static int read_ppid(int pid)
 	return ppid;
 }
 
+int procfs_ppid(int pid)
+{
+	return read_ppid(pid);
+}
+
+bool procfs_alive(int pid)
+{
+	char buf[1024], *p;
+
+	/* a zombie has closed its fds and freed its memory: nothing to read */
+	return !read_stat_tail(pid, buf, sizeof(buf), &p) && *p != 'Z' && *p != 'X';
+}
+
+int procfs_comm(int pid, char *buf, size_t len)
+{
+	char path[64];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/comm", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, len - 1);
+	close(fd);
+	if (n <= 0)
+		return -EIO;
+	buf[n] = '\0';
+	buf[strcspn(buf, "\n")] = '\0';
+	return 0;
+}
+
+int procfs_find(bool (*match)(int pid, void *arg), void *arg, int *out, int max)
+{
+	struct dirent *de;
+	int n = 0;
+	DIR *d;
+
+	d = opendir("/proc");
+	if (!d)
+		return -errno;
+	while (n < max && (de = readdir(d))) {
+		int p;
+
+		if (!isdigit((unsigned char)de->d_name[0]))
+			continue;
+		p = atoi(de->d_name);
+		if (match(p, arg))
+			out[n++] = p;
+	}
+	closedir(d);
+	return n;
+}
+
 int procfs_descendants(int pid, int *out, int max)
 {
 	int *pids = NULL, *ppids = NULL, n = 0, cap = 0, found = 0;

@@ -4,6 +4,7 @@
 #ifndef CS_PROCFS_H
 #define CS_PROCFS_H
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include "names.h"
 
@@ -23,6 +24,15 @@ int procfs_read_process(int pid, struct cs_proc *out);
 int procfs_tgid(int pid);
 /* Start time of PID in clock ticks (field 22 of stat): tells a reused PID. */
 int procfs_start_time(int pid, uint64_t *out);
+/* Parent of PID, -1 if it cannot be read. */
+int procfs_ppid(int pid);
+/* PID exists and is not a zombie (whose fds and memory are gone). */
+bool procfs_alive(int pid);
+/* /proc/PID/comm without its newline. 0 or -errno. */
+int procfs_comm(int pid, char *buf, size_t len);
+/* Every PID on the machine for which match() is true, up to max; the count
+ * or -errno. */
+int procfs_find(bool (*match)(int pid, void *arg), void *arg, int *out, int max);
 /* Every live descendant of pid (not pid itself) into out; returns the count. */
 int procfs_descendants(int pid, int *out, int max);
 /* Calls fn for each socket inode among PID's fds; stops early if fn returns

@@ -67,6 +67,9 @@ static void render_process(const struct cs_snapshot *s, struct sbuf *b)
 	sample(b, "target_up", s->target_up);
 	family(b, "target_processes", "gauge", "Processes watched: the target and its descendants.");
 	sample(b, "target_processes", s->processes);
+	family(b, "target_restarts_total", "counter",
+	       "Times the target exited and a successor took over its listeners (--follow).");
+	sample(b, "target_restarts_total", (double)s->restarts);
 	family(b, "open_fds", "gauge", "Open file descriptors of the target process nearest its limit.");
 	sample(b, "open_fds", s->open_fds);
 	family(b, "fd_limit", "gauge", "RLIMIT_NOFILE of that process (-1: unlimited).");

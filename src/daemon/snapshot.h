@@ -71,7 +71,8 @@ struct cs_snapshot {
 	double started_mono_s;
 
 	int pid;
-	bool target_up;
+	bool target_up;    /* any target process alive (not the first PID alone) */
+	uint64_t restarts; /* --follow: successors attached to */
 	int processes;     /* the target and its live descendants */
 	char comm[32];
 

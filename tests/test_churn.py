@@ -4,18 +4,20 @@ connections to a server whose workers accept on every core (so accept() can
 take a child before its state change to ESTABLISHED is traced), connscope's
 accepts and open connections equal the server's own counts, exactly."""
 import os, signal, subprocess
-from lib import BUILD, Connscope, Server, check, eq, pinned, wait_until
+from lib import BUILD, Connscope, Netns, Server, check, eq, pinned, wait_until
 
 LOAD = os.path.join(BUILD, "connscope-load")
 CHURN_SECONDS = 30
 
 
 def test_churn_30s_accounting_is_exact():
-    srv = Server("--workers", 2, "--mode", "close_on_eof", "--backlog", 4096)
+    # a namespace of its own: this rate must not overflow others' SYN queues
+    ns = Netns()
+    srv = Server("--workers", 2, "--mode", "close_on_eof", "--backlog", 4096, netns=ns)
     cs = Connscope(srv.pid)
     os.kill(srv.pid, signal.SIGUSR1)
     srv.wait_line("WORKERS")
-    out = subprocess.run([LOAD, "127.0.0.1:%d" % srv.port, "--json", "--rate", "3000", "--duration",
+    out = subprocess.run(["ip", "netns", "exec", ns.name, LOAD, "127.0.0.1:%d" % srv.port, "--json", "--rate", "3000", "--duration",
                           str(CHURN_SECONDS), "--timeout", "5"], capture_output=True, text=True,
                          timeout=CHURN_SECONDS + 60)
     eq(out.returncode, 0, "connscope-load exit (stderr %r)" % out.stderr[-300:])

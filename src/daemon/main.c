@@ -211,12 +211,14 @@ int main(int argc, char **argv)
 	if (fd < 0)
 		return 1;
 	net_format_local(fd, bound, sizeof(bound));
-	/* the lock names the process, so a thread ID and its process share one */
-	err = instance_new(procfs_tgid(env.pid) > 0 ? procfs_tgid(env.pid) : env.pid, bound, env.force, &lock);
+	/* after collector_new: its checks (root, BTF) come first. The lock names
+	 * the process, so a thread ID and its process share one. */
+	err = collector_new(env.pid, env.verbose, &c);
 	if (!err)
-		err = collector_new(env.pid, env.verbose, &c);
+		err = instance_new(procfs_tgid(env.pid) > 0 ? procfs_tgid(env.pid) : env.pid, bound,
+				   env.force, &lock);
 	if (err) {
-		instance_free(lock);
+		collector_free(c);
 		close(fd);
 		return 1;
 	}

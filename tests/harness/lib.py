@@ -262,6 +262,21 @@ class Connscope(Proc):
         eq(code, status, "status of " + path)
         return json.loads(body)
 
+    def link_ids(self):
+        """IDs of the BPF links this connscope holds (its fds' fdinfo): others'
+        instances on the shared machine attach and detach links of their own."""
+        out = set()
+        fdinfo = "/proc/%d/fdinfo" % self.p.pid
+        for fd in os.listdir(fdinfo):
+            try:
+                with open(os.path.join(fdinfo, fd)) as f:
+                    for line in f:
+                        if line.startswith("link_id:"):
+                            out.add(int(line.split()[1]))
+            except OSError:
+                pass
+        return out
+
     def metrics(self):
         code, _, body = self.get("/metrics")
         eq(code, 200, "/metrics status")

@@ -57,7 +57,7 @@ endif
 
 .DELETE_ON_ERROR:
 .SECONDARY: $(OUT)/connscope.bpf.o $(OUT)/connscope.skel.h
-.PHONY: all deps test clean demo bench bench-quick unit
+.PHONY: all deps test clean demo bench bench-quick unit soak
 
 all: $(OUT)/connscope $(OUT)/connscope-load $(OUT)/connscope-demo-server
 
@@ -132,6 +132,11 @@ test: deps
 
 bench: deps all
 	$(Q)python3 scripts/bench.py
+
+# Minutes of churn: accepts and connections_open against the server's, lost
+# events, RSS slope (not in make test; MINUTES=10 by default).
+soak: deps all
+	$(Q)python3 scripts/soak.py --minutes $(or $(MINUTES),10)
 
 # The bench harness at small scale; make test runs it through tests/test_bench.py.
 bench-quick: all

@@ -114,3 +114,41 @@ def test_second_instance_on_one_pid_refused_unless_forced():
           "--force says another one watches: %r" % forced.err_lines)
     forced.stop()
     cs.stop()
+
+
+def test_follow_pidfile_names_the_successor():
+    with Netns() as ns:
+        pidfile = "/tmp/cs-test-follow-%d.pid" % os.getpid()
+        srv = Server("--mode", "close_on_eof", netns=ns)
+        with open(pidfile, "w") as f:
+            f.write("%d\n" % srv.pid)
+        try:
+            cs = Connscope(srv.pid, extra=["--follow", "--pidfile", pidfile])
+            old_port = srv.port
+            srv.kill()
+            wait_until(lambda: m1(cs, "connscope_target_up") == 0, 10, "target_up 0")
+            # another port: only the pidfile can name it
+            nxt = Server("--mode", "close_on_eof", netns=ns)
+            with open(pidfile, "w") as f:
+                f.write("%d\n" % nxt.pid)
+            wait_until(lambda: m1(cs, "connscope_target_up") == 1, 10, "the successor attached")
+            client("127.0.0.1", nxt.port, 12, netns=ns, hold=0.2)
+            m, accepted = pinned(lambda: nxt.total("accepted"), cs.metrics)
+            check(accepted > 0, "the successor accepted nothing")
+            eq(m.get1("connscope_accepts_total", listener="127.0.0.1:%d" % nxt.port), accepted,
+               "the successor's accepts under its own listener")
+            eq(m.get1("connscope_target_restarts_total"), 1, "restarts")
+            eq(len(m.find("connscope_accepts_total", listener="127.0.0.1:%d" % old_port)), 1,
+               "the old listener's series keeps its label")
+            cs.stop()
+        finally:
+            os.unlink(pidfile)
+
+
+def test_successor_options_need_follow():
+    srv = Server()
+    for args, expect in ((["--comm", "x"], "needs --follow"), (["--pidfile", "/x"], "needs --follow"),
+                         (["--follow", "--comm", "x", "--pidfile", "/x"], "give one way")):
+        rc, out, err = run_connscope(["--pid", str(srv.pid), "--listen", "127.0.0.1:0"] + args)
+        lines = [l for l in err.splitlines() if l.strip()]
+        check(rc != 0 and len(lines) == 1 and expect in lines[0], "%r: rc %d, %r" % (args, rc, err))

@@ -41,6 +41,10 @@ struct collector {
 	uint64_t procs_not_read;
 	uint64_t restarts;
 	uint32_t netns;
+	/* the label each port's counters were last shown under: a listener that
+	 * closed (or a target that exited) never renames its series */
+	struct cs_port labels[CS_PORTS_SHOWN_MAX];
+	int n_labels;
 	struct {
 		bool on;
 		const char *comm;
@@ -142,27 +146,46 @@ static void filter_listeners(struct collector *c, struct cs_snapshot *s, const i
 
 /* Names each port's counters after its listener; a listener that has not
  * accepted yet gets zeroed counters, so its series exist from attach. */
-static void label_ports(struct cs_snapshot *s)
+static void add_zeroed_port(struct cs_snapshot *s, uint16_t port)
 {
-	for (int j = 0; j < s->n_listeners && s->n_ports < CS_PORTS_SHOWN_MAX; j++) {
-		bool known = false;
+	bool known = false;
 
-		for (int i = 0; i < s->n_ports && !known; i++)
-			known = s->ports[i].port == s->listeners[j].port;
-		if (!known) {
-			memset(&s->ports[s->n_ports], 0, sizeof(s->ports[0]));
-			s->ports[s->n_ports++].port = s->listeners[j].port;
-		}
+	for (int i = 0; i < s->n_ports && !known; i++)
+		known = s->ports[i].port == port;
+	if (!known && s->n_ports < CS_PORTS_SHOWN_MAX) {
+		memset(&s->ports[s->n_ports], 0, sizeof(s->ports[0]));
+		s->ports[s->n_ports++].port = port;
 	}
+}
+
+static void label_ports(struct collector *c, struct cs_snapshot *s)
+{
+	for (int j = 0; j < s->n_listeners; j++)
+		add_zeroed_port(s, s->listeners[j].port);
+	/* a series once shown stays, under its label, after its listener closed */
+	for (int k = 0; k < c->n_labels; k++)
+		add_zeroed_port(s, c->labels[k].port);
 	for (int i = 0; i < s->n_ports; i++) {
 		struct cs_port *p = &s->ports[i];
 
+		int k;
+
 		snprintf(p->label, sizeof(p->label), "*:%u", p->port);
+		for (k = 0; k < c->n_labels && c->labels[k].port != p->port; k++)
+			;
+		if (k < c->n_labels)
+			memcpy(p->label, c->labels[k].label, sizeof(p->label));
 		for (int j = 0; j < s->n_listeners; j++) {
 			if (s->listeners[j].port == p->port) {
 				memcpy(p->label, s->listeners[j].label, sizeof(p->label));
 				break;
 			}
+		}
+		if (k == c->n_labels && c->n_labels < CS_PORTS_SHOWN_MAX)
+			c->n_labels++;
+		if (k < c->n_labels) {
+			c->labels[k].port = p->port;
+			memcpy(c->labels[k].label, p->label, sizeof(p->label));
 		}
 	}
 }
@@ -284,7 +307,7 @@ static void collect(struct collector *c)
 		s->processes = 0;
 	}
 	probes_read(c->probes, s);
-	label_ports(s);
+	label_ports(c, s);
 	s->mono_s = mono_now();
 	s->collect_seconds = s->mono_s - t0;
 }

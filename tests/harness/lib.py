@@ -263,19 +263,9 @@ class Connscope(Proc):
         return json.loads(body)
 
     def link_ids(self):
-        """IDs of the BPF links this connscope holds (its fds' fdinfo): others'
-        instances on the shared machine attach and detach links of their own."""
-        out = set()
-        fdinfo = "/proc/%d/fdinfo" % self.p.pid
-        for fd in os.listdir(fdinfo):
-            try:
-                with open(os.path.join(fdinfo, fd)) as f:
-                    for line in f:
-                        if line.startswith("link_id:"):
-                            out.add(int(line.split()[1]))
-            except OSError:
-                pass
-        return out
+        """IDs of the BPF links this connscope holds: others' instances on the
+        shared machine attach and detach links of their own."""
+        return fd_link_ids(self.p.pid)
 
     def metrics(self):
         code, _, body = self.get("/metrics")
@@ -314,6 +304,43 @@ def tcp_ext(pid):
         if names.startswith("TcpExt:"):
             return dict(zip(names.split()[1:], map(int, values.split()[1:])))
     raise AssertionError("no TcpExt in /proc/%d/net/netstat" % pid)
+
+
+def fd_link_ids(pid):
+    """IDs of the BPF links PID holds, from its fds' fdinfo."""
+    out = set()
+    fdinfo = "/proc/%d/fdinfo" % pid
+    try:
+        fds = os.listdir(fdinfo)
+    except OSError:
+        return out
+    for fd in fds:
+        try:
+            with open(os.path.join(fdinfo, fd)) as f:
+                for line in f:
+                    if line.startswith("link_id:"):
+                        out.add(int(line.split()[1]))
+        except OSError:
+            pass
+    return out
+
+
+def tree_link_ids(root):
+    """IDs of the BPF links held by root and its descendants now."""
+    kids = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open("/proc/%s/stat" % d) as f:
+                    kids.setdefault(int(f.read().rsplit(")", 1)[1].split()[1]), []).append(int(d))
+            except (OSError, IndexError, ValueError):
+                pass
+    out, todo = set(), [root]
+    while todo:
+        p = todo.pop()
+        out |= fd_link_ids(p)
+        todo += kids.get(p, [])
+    return out
 
 
 def bpf_link_ids():

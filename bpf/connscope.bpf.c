@@ -296,6 +296,16 @@ static __always_inline int on_fd_syscall_exit(__u16 sys, long ret)
 	return 0;
 }
 
+/* A reset closed the socket between accept() taking it and this exit: the
+ * close counted it as closed before accept. It was accepted, and ended by
+ * the reset. The decrement may wrap one CPU's slot; the sum stays right. */
+static __always_inline void accepted_after_close(struct cs_port_stats *stats)
+{
+	stats->closed_before_accept--;
+	stats->closed[CS_INIT_RESET]++;
+	stats->duration_slots[0]++;
+}
+
 static __always_inline void on_accepted(struct sock *sk)
 {
 	__u64 key = (__u64)sk, now = bpf_ktime_get_ns();
@@ -303,7 +313,8 @@ static __always_inline void on_accepted(struct sock *sk)
 	struct cs_conn *conn, fresh = {};
 	__u16 port;
 
-	port = BPF_CORE_READ(sk, __sk_common.skc_num);
+	/* not skc_num: a child reset while queued has given its port back */
+	port = sk_local_port(sk);
 	stats = port_stats_get(port);
 	if (!stats)
 		return;
@@ -316,6 +327,10 @@ static __always_inline void on_accepted(struct sock *sk)
 		 * then finds this entry and keeps its accepted flag. */
 		long err;
 
+		if (BPF_CORE_READ(sk, __sk_common.skc_state) == TCP_CLOSE) {
+			accepted_after_close(stats);
+			return;
+		}
 		fresh.accepted_ns = now;
 		fresh.port = port;
 		fresh.flags = CS_CONN_ACCEPTED;
@@ -336,7 +351,10 @@ static __always_inline void on_accepted(struct sock *sk)
 			stats->accept_wait_count++;
 		}
 		conn->accepted_ns = now;
-		conn_flag_set(conn, CS_CONN_ACCEPTED);
+		/* one atomic step each here and in on_close: whichever runs
+		 * second sees the other's flag */
+		if (__sync_fetch_and_or(&conn->flags, CS_CONN_ACCEPTED) & CS_CONN_CLOSED)
+			accepted_after_close(stats);
 	}
 }
 
@@ -489,10 +507,11 @@ static __always_inline void on_established(const struct sock *sk)
 
 static __always_inline void on_close(__u64 key, struct cs_conn *conn, int oldstate)
 {
+	__u64 flags = __sync_fetch_and_or(&conn->flags, CS_CONN_CLOSED);
 	struct cs_port_stats *stats;
 	__u32 who;
 
-	if (!(conn->flags & CS_CONN_ACCEPTED)) {
+	if (!(flags & CS_CONN_ACCEPTED)) {
 		stats = port_stats_get(conn->port);
 		if (stats)
 			stats->closed_before_accept++;
@@ -500,12 +519,12 @@ static __always_inline void on_close(__u64 key, struct cs_conn *conn, int oldsta
 	}
 	/* A jump to CLOSE from ESTABLISHED or CLOSE_WAIT is an abort (the RST
 	 * it sends is traced after the state change, see __tcp_close). */
-	if ((conn->flags & CS_CONN_RESET) || oldstate == TCP_ESTABLISHED ||
+	if ((flags & CS_CONN_RESET) || oldstate == TCP_ESTABLISHED ||
 	    oldstate == TCP_CLOSE_WAIT)
 		who = CS_INIT_RESET;
-	else if (conn->flags & CS_CONN_LOCAL_FIN)
+	else if (flags & CS_CONN_LOCAL_FIN)
 		who = CS_INIT_LOCAL;
-	else if (conn->flags & CS_CONN_REMOTE_FIN)
+	else if (flags & CS_CONN_REMOTE_FIN)
 		who = CS_INIT_REMOTE;
 	else
 		who = CS_INIT_LOCAL;

@@ -129,6 +129,7 @@ struct cs_port_stats {
 #define CS_CONN_REMOTE_FIN   0x4
 #define CS_CONN_RESET        0x8
 #define CS_CONN_WAIT_KNOWN   0x10 /* established_ns was seen */
+#define CS_CONN_CLOSED       0x20 /* on_close counted it (accept may race it) */
 
 struct cs_conn {
 	__u64 established_ns;

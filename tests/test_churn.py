@@ -1,8 +1,9 @@
 # SPDX-License-Identifier: MIT
 """Connection accounting under churn: after tens of thousands of short
 connections to a server whose workers accept on every core (so accept() can
-take a child before its state change to ESTABLISHED is traced), connscope's
-accepts and open connections equal the server's own counts, exactly."""
+take a child before its state change to ESTABLISHED is traced, and a peer's
+FIN or reset can land while accept() returns), connscope's accepts, open and
+closed connections equal the server's own counts, exactly."""
 import os, signal, subprocess
 from lib import BUILD, Connscope, Netns, Server, check, client, eq, pinned, wait_until
 

@@ -29,7 +29,8 @@ def main():
         print("0 passed, 1 failed")
         return 1
     if not only:
-        unit = subprocess.run([os.path.join(lib.BUILD, "unit-tests")], capture_output=True, text=True)
+        unit = subprocess.run([os.path.join(lib.BUILD, "unit-tests")], capture_output=True, text=True,
+                              env=dict(os.environ, CS_FIXTURES=os.path.join(TESTS, "fixtures")))
         sys.stdout.write(unit.stdout)
         sys.stdout.write(unit.stderr)
         m = re.search(r"^unit: (\d+) passed, (\d+) failed$", unit.stdout, re.M)

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""Issue 5: connscope-load's outcomes equal what the servers counted (the
+"""connscope-load's outcomes equal what the servers counted (the
 demo server's own counts, and servers written here), it rejects a wrong
 WebSocket accept key, tells client limits from server failures, and the
 short demo names the cause it set up."""

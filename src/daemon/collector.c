@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
 #include "probes.h"
@@ -196,6 +197,20 @@ static void read_processes(struct collector *c, struct cs_snapshot *s, const int
 	s->fd_peak = c->fd_peak;
 }
 
+/* The target's age and the kernel release, for the live page's header. */
+static void target_uptime(struct collector *c, struct cs_snapshot *s)
+{
+	struct timespec boot;
+	struct utsname u;
+
+	/* /proc/PID/stat starttime counts clock ticks since boot */
+	if (!clock_gettime(CLOCK_BOOTTIME, &boot))
+		s->target_uptime_s = boot.tv_sec + boot.tv_nsec / 1e9 -
+				     (double)c->start_time / sysconf(_SC_CLK_TCK);
+	if (!s->kernel[0] && !uname(&u))
+		snprintf(s->kernel, sizeof(s->kernel), "%s", u.release);
+}
+
 /* Builds c->cur from the kernel. Called with the lock held. */
 static void collect(struct collector *c)
 {
@@ -216,6 +231,7 @@ static void collect(struct collector *c)
 	if (s->target_up) {
 		s->processes = npids;
 		read_processes(c, s, pids, npids);
+		target_uptime(c, s);
 		s->have_tcp_ext = !procfs_read_tcp_ext(c->pid, s->tcp_ext);
 		n = sockdiag_listeners(c->sockdiag, s->listeners, CS_LISTENERS_MAX);
 		s->n_listeners = n < 0 ? 0 : n;

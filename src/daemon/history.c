@@ -56,6 +56,72 @@ static const char *const abort_reasons[] = {
 static const char *const no_socket_reasons[] = { "no_socket", NULL };
 static const char *const memory_reasons[] = { "tcp_abort_on_memory", NULL };
 
+/* The q-quantile (0..1) of the samples added between two snapshots of a log2
+ * histogram, interpolated inside its slot as Prometheus' histogram_quantile
+ * does; slot i holds [2^i, 2^(i+1)) microseconds. */
+static double hist_delta_quantile(const struct cs_hist *cur, const struct cs_hist *prev, double q)
+{
+	uint64_t total = delta(cur->count, prev ? prev->count : 0), cum = 0;
+
+	if (!total)
+		return 0;
+	for (int i = 0; i < CS_HIST_SLOTS; i++) {
+		uint64_t n = delta(cur->slots[i], prev ? prev->slots[i] : 0);
+		double lo = i ? (double)(1ULL << i) : 0, hi = (double)(1ULL << (i + 1));
+
+		if (n && (double)(cum + n) >= q * (double)total)
+			return (lo + (hi - lo) * (q * (double)total - (double)cum) / (double)n) / 1e6;
+		cum += n;
+	}
+	return (double)(1ULL << CS_HIST_SLOTS) / 1e6;
+}
+
+static const struct cs_port *find_port(const struct cs_snapshot *s, uint16_t port)
+{
+	for (int i = 0; i < s->n_ports; i++)
+		if (s->ports[i].port == port)
+			return &s->ports[i];
+	return NULL;
+}
+
+static uint64_t port_drops(const struct cs_snapshot *s, uint16_t port)
+{
+	uint64_t n = 0;
+
+	for (int i = 0; i < s->n_listeners; i++)
+		if (s->listeners[i].port == port)
+			n += s->listeners[i].drops;
+	return n;
+}
+
+/* The first CS_POINT_PORTS_MAX listen ports of cur, each against prev. */
+static void point_ports(const struct cs_snapshot *prev, const struct cs_snapshot *cur,
+			struct cs_point *p)
+{
+	for (int i = 0; i < cur->n_ports && p->n_ports < CS_POINT_PORTS_MAX; i++) {
+		const struct cs_port *c = &cur->ports[i], *o = find_port(prev, c->port);
+		struct cs_point_port *pp = &p->ports[p->n_ports++];
+		uint64_t closed = c->closed[0] + c->closed[1] + c->closed[2];
+
+		memcpy(pp->label, c->label, sizeof(pp->label));
+		pp->accepts = delta(c->accepts, o ? o->accepts : 0);
+		pp->listen_drops = delta(port_drops(cur, c->port), port_drops(prev, c->port));
+		pp->connections_open = delta(c->accepts, closed);
+		pp->accept_wait_p50_s = hist_delta_quantile(&c->accept_wait, o ? &o->accept_wait : NULL, 0.5);
+		pp->accept_wait_p99_s = hist_delta_quantile(&c->accept_wait, o ? &o->accept_wait : NULL, 0.99);
+		for (int j = 0; j < cur->n_listeners; j++) {
+			const struct cs_listener *l = &cur->listeners[j];
+
+			if (l->port == c->port &&
+			    (!pp->queue_limit || (uint64_t)l->queue_len * pp->queue_limit >
+							  (uint64_t)pp->queue_len * l->queue_limit)) {
+				pp->queue_len = l->queue_len;
+				pp->queue_limit = l->queue_limit;
+			}
+		}
+	}
+}
+
 void history_point(const struct cs_snapshot *prev, const struct cs_snapshot *cur,
 		   struct cs_point *p)
 {
@@ -104,6 +170,7 @@ void history_point(const struct cs_snapshot *prev, const struct cs_snapshot *cur
 		if (l->queue_limit && l->queue_len >= l->queue_limit)
 			p->queue_full = true;
 	}
+	point_ports(prev, cur, p);
 }
 
 void history_push(struct history *h, const struct cs_point *p)

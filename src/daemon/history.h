@@ -10,6 +10,19 @@
 /* 15 minutes of one-second ticks. */
 #define CS_HISTORY_POINTS 900
 
+/* Listen ports kept per point for the page's per-listener charts; the
+ * totals above cover every port. */
+#define CS_POINT_PORTS_MAX 4
+
+struct cs_point_port {
+	char label[CS_LABEL_LEN];
+	uint64_t accepts, listen_drops; /* deltas over the interval */
+	uint32_t queue_len, queue_limit; /* the port's listener nearest its limit */
+	uint64_t connections_open;
+	/* of the accepts in this interval, from the log2 slots; 0 without any */
+	double accept_wait_p50_s, accept_wait_p99_s;
+};
+
 struct cs_point {
 	int64_t unix_ms;
 	double seconds;          /* length of the interval this point covers */
@@ -35,6 +48,8 @@ struct cs_point {
 	uint32_t queue_limit;
 	bool queue_full;         /* some listener at or past its limit */
 	bool target_up;
+	int n_ports;
+	struct cs_point_port ports[CS_POINT_PORTS_MAX];
 };
 
 struct history;

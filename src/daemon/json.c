@@ -53,6 +53,8 @@ char *json_snapshot(const struct cs_snapshot *s)
 	cJSON_AddNumberToObject(t, "processes", s->processes);
 	cJSON_AddNumberToObject(t, "threads", s->threads);
 	cJSON_AddNumberToObject(t, "resident_memory_bytes", (double)s->rss_bytes);
+	cJSON_AddNumberToObject(t, "uptime_seconds", s->target_uptime_s);
+	cJSON_AddStringToObject(t, "kernel", s->kernel);
 	o = cJSON_AddObjectToObject(root, "fds");
 	cJSON_AddNumberToObject(o, "pid", s->fd_pid);
 	cJSON_AddNumberToObject(o, "open", s->open_fds);
@@ -148,6 +150,36 @@ char *json_diagnosis(const struct cs_diagnosis *d)
 	return finish(root);
 }
 
+/* What the live page charts beyond the totals: resets by reason, the fd
+ * soft limit, and per listen port. */
+static void add_point_extra(cJSON *o, const struct cs_point *p)
+{
+	cJSON *r = cJSON_AddObjectToObject(o, "resets_sent_by_reason"), *arr;
+	uint64_t named = p->resets_abort + p->resets_no_socket + p->resets_memory;
+
+	cJSON_AddNumberToObject(r, "abort", (double)p->resets_abort);
+	cJSON_AddNumberToObject(r, "no_socket", (double)p->resets_no_socket);
+	cJSON_AddNumberToObject(r, "memory", (double)p->resets_memory);
+	cJSON_AddNumberToObject(r, "other", p->resets_sent > named ? (double)(p->resets_sent - named) : 0);
+	cJSON_AddNumberToObject(o, "fd_soft_limit", p->fd_soft);
+	cJSON_AddBoolToObject(o, "target_up", p->target_up);
+	arr = cJSON_AddArrayToObject(o, "listeners");
+	for (int i = 0; i < p->n_ports; i++) {
+		const struct cs_point_port *pp = &p->ports[i];
+		cJSON *l = cJSON_CreateObject();
+
+		cJSON_AddStringToObject(l, "listener", pp->label);
+		cJSON_AddNumberToObject(l, "accepts", (double)pp->accepts);
+		cJSON_AddNumberToObject(l, "listen_drops", (double)pp->listen_drops);
+		cJSON_AddNumberToObject(l, "accept_queue_length", pp->queue_len);
+		cJSON_AddNumberToObject(l, "accept_queue_limit", pp->queue_limit);
+		cJSON_AddNumberToObject(l, "connections_open", (double)pp->connections_open);
+		cJSON_AddNumberToObject(l, "accept_wait_p50_seconds", pp->accept_wait_p50_s);
+		cJSON_AddNumberToObject(l, "accept_wait_p99_seconds", pp->accept_wait_p99_s);
+		cJSON_AddItemToArray(arr, l);
+	}
+}
+
 char *json_history(const struct cs_point *pts, int n)
 {
 	cJSON *root = cJSON_CreateObject(), *arr;
@@ -173,6 +205,7 @@ char *json_history(const struct cs_point *pts, int n)
 		cJSON_AddNumberToObject(o, "open_fds", p->open_fds);
 		cJSON_AddNumberToObject(o, "accept_queue_length", p->queue_len);
 		cJSON_AddNumberToObject(o, "accept_queue_limit", p->queue_limit);
+		add_point_extra(o, p);
 		cJSON_AddItemToArray(arr, o);
 	}
 	return finish(root);

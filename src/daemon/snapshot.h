@@ -60,6 +60,8 @@ struct cs_snapshot {
 	bool target_up;
 	int processes;     /* the target and its live descendants */
 	char comm[32];
+	double target_uptime_s; /* since the target process started */
+	char kernel[65];        /* uname release */
 
 	/* /proc, for the process with the most fds relative to its limit */
 	int fd_pid;

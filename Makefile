@@ -167,3 +167,51 @@ $(OUT)/obj/page_assets.o $(OUT)/san/page_assets.o: $(OUT)/page_assets.c
 
 $(OUT)/connscope: $(OUT)/obj/page_assets.o
 $(OUT)/connscope-san: $(OUT)/san/page_assets.o
+
+# make install [PREFIX=/usr/local] [DESTDIR=...]: the daemon in sbin (an admin
+# tool, section 8), the two tools in bin, man pages, dashboards, the unit.
+PREFIX ?= /usr/local
+SYSTEMD_UNIT_DIR ?= $(PREFIX)/lib/systemd/system
+VERSION := $(shell sed -n 's/^\#define CS_VERSION "\(.*\)"/\1/p' src/daemon/prom.h)
+DEB_ARCH = $(shell dpkg --print-architecture)
+DASHBOARD_FILES := $(wildcard dashboards/*.json dashboards/*.yml)
+MAN_PAGES := src/daemon/connscope.8 src/load/connscope-load.1 src/demo/connscope-demo-server.1
+.PHONY: install uninstall deb
+
+install: all
+	$(call msg,INSTALL,$(DESTDIR)$(PREFIX))
+	$(Q)install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \
+		$(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(PREFIX)/share/connscope/dashboards \
+		$(DESTDIR)$(SYSTEMD_UNIT_DIR)
+	$(Q)install -m 0755 $(OUT)/connscope $(DESTDIR)$(PREFIX)/sbin/connscope
+	$(Q)install -m 0755 $(OUT)/connscope-load $(OUT)/connscope-demo-server $(DESTDIR)$(PREFIX)/bin/
+	$(Q)install -m 0644 src/daemon/connscope.8 $(DESTDIR)$(PREFIX)/share/man/man8/
+	$(Q)install -m 0644 src/load/connscope-load.1 src/demo/connscope-demo-server.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	$(Q)install -m 0644 $(DASHBOARD_FILES) $(DESTDIR)$(PREFIX)/share/connscope/dashboards/
+	$(Q)sed 's|/usr/sbin/connscope|$(PREFIX)/sbin/connscope|' 'src/daemon/connscope@.service' \
+		> '$(DESTDIR)$(SYSTEMD_UNIT_DIR)/connscope@.service'
+	$(Q)chmod 0644 '$(DESTDIR)$(SYSTEMD_UNIT_DIR)/connscope@.service'
+
+uninstall:
+	$(call msg,UNINSTALL,$(DESTDIR)$(PREFIX))
+	$(Q)rm -f $(DESTDIR)$(PREFIX)/sbin/connscope $(DESTDIR)$(PREFIX)/bin/connscope-load \
+		$(DESTDIR)$(PREFIX)/bin/connscope-demo-server $(DESTDIR)$(PREFIX)/share/man/man8/connscope.8 \
+		$(DESTDIR)$(PREFIX)/share/man/man1/connscope-load.1 \
+		$(DESTDIR)$(PREFIX)/share/man/man1/connscope-demo-server.1 \
+		'$(DESTDIR)$(SYSTEMD_UNIT_DIR)/connscope@.service'
+	$(Q)rm -rf $(DESTDIR)$(PREFIX)/share/connscope
+
+# make deb: build/connscope_<version>_<arch>.deb with debhelper, from a copy
+# of the tree with scripts/debian/ as its debian/; the changelog carries
+# CS_VERSION so the package and `connscope --version` agree.
+DEB_TREE := Makefile bpf include src dashboards scripts LICENSE LICENSES README.md
+deb:
+	$(call msg,DEB,$(OUT)/connscope_$(VERSION)_$(DEB_ARCH).deb)
+	$(Q)rm -rf $(OUT)/deb && mkdir -p $(OUT)/deb/connscope-$(VERSION)
+	$(Q)cp -a $(DEB_TREE) $(OUT)/deb/connscope-$(VERSION)/
+	$(Q)cp -a scripts/debian $(OUT)/deb/connscope-$(VERSION)/debian
+	$(Q)printf 'connscope (%s) unstable; urgency=medium\n\n  * Release %s.\n\n -- connscope maintainers <connscope@example.org>  %s\n' \
+		'$(VERSION)' '$(VERSION)' "$$(date -R)" > $(OUT)/deb/connscope-$(VERSION)/debian/changelog
+	$(Q)cd $(OUT)/deb/connscope-$(VERSION) && dpkg-buildpackage -b -us -uc > ../build.log 2>&1 \
+		|| { tail -30 ../build.log >&2; exit 1; }
+	$(Q)mv $(OUT)/deb/connscope_$(VERSION)_$(DEB_ARCH).deb $(OUT)/

@@ -4,9 +4,13 @@ Chromium during a scenario with listen drops. The verdict it shows equals
 /api/v1/diagnosis's, every chart series holds exactly the points that
 /api/v1/history had when the page read it, and the events table shows the
 scenario's listen overflow. Also: the page and its assets use only relative
-URLs, and the page says so when connscope is gone or the target exited."""
-import html.parser, os, re, shutil, subprocess, tempfile, time
-from lib import BUILD, Connscope, Server, check, client, eq, ss_listener, wait_until
+URLs; the page says so when the target exited, and when connscope is gone,
+and picks up again when connscope comes back on the same address (driven in
+real time over the DevTools protocol)."""
+import base64, html.parser, json, os, re, shutil, socket, struct, subprocess, tempfile, time
+import urllib.request
+from lib import (BUILD, CONNSCOPE, Connscope, Proc, Server, check, client, eq, free_port, ss_listener,
+                 wait_until)
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--no-first-run",
@@ -135,7 +139,7 @@ def test_page_in_chromium_during_listen_drops():
     srv.kill()
 
 
-def test_page_target_exited_and_connscope_gone():
+def test_page_target_exited():
     srv = Server()
     cs = Connscope(srv.pid, interval=0.5)
     srv.kill()
@@ -145,3 +149,122 @@ def test_page_target_exited_and_connscope_gone():
     check("exited" in dom.text["status"], "says the target exited: %r" % dom.text["status"])
     eq(dom.attrs["verdict"]["data-verdict"], cs.json("/api/v1/diagnosis")["verdict"], "verdict")
     cs.stop()
+
+
+class DevTools:
+    """A headless Chromium showing url, read in real time over the DevTools
+    protocol: a WebSocket (RFC 6455) client just big enough for
+    Runtime.evaluate."""
+
+    def __init__(self, url):
+        self.profile = tempfile.mkdtemp(prefix="cs-chromium-")
+        port = free_port()
+        self.proc = Proc([shutil.which("chromium")] + CHROMIUM_FLAGS +
+                         ["--user-data-dir=" + self.profile, "--remote-debugging-port=%d" % port, url])
+        self.seq = 0
+
+        def page_ws():
+            try:
+                with urllib.request.urlopen("http://127.0.0.1:%d/json/list" % port, timeout=2) as r:
+                    pages = [t for t in json.load(r) if t["type"] == "page"]
+            except OSError:
+                return None
+            return pages and pages[0]["webSocketDebuggerUrl"]
+        ws_url = wait_until(page_ws, 30, "Chromium's DevTools endpoint")
+        host, path = re.match(r"ws://([^/]+)(/.*)", ws_url).groups()
+        self.sock = socket.create_connection((host.split(":")[0], int(host.split(":")[1])), timeout=10)
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.sock.sendall(("GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                           "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n" % (path, host, key)).encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = self.sock.recv(1)
+            check(chunk, "DevTools closed the handshake")
+            head += chunk
+        check(head.startswith(b"HTTP/1.1 101"), "DevTools handshake: %r" % head[:100])
+
+    def _recv(self, n):
+        out = b""
+        while len(out) < n:
+            chunk = self.sock.recv(n - len(out))
+            check(chunk, "DevTools connection closed")
+            out += chunk
+        return out
+
+    def _send(self, text):
+        data, mask = text.encode(), os.urandom(4)
+        n = len(data)
+        head = struct.pack("!BB", 0x81, 0x80 | n) if n < 126 else (
+            struct.pack("!BBH", 0x81, 0x80 | 126, n) if n < 65536 else struct.pack("!BBQ", 0x81, 0x80 | 127, n))
+        self.sock.sendall(head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data)))
+
+    def _message(self):
+        msg = b""
+        while True:
+            b0, b1 = self._recv(2)
+            n = b1 & 0x7F
+            if n == 126:
+                n = struct.unpack("!H", self._recv(2))[0]
+            elif n == 127:
+                n = struct.unpack("!Q", self._recv(8))[0]
+            msg += self._recv(n)
+            if b0 & 0x80:
+                return msg
+
+    def eval(self, expression):
+        self.seq += 1
+        self._send(json.dumps({"id": self.seq, "method": "Runtime.evaluate",
+                               "params": {"expression": expression, "returnByValue": True}}))
+        for _ in range(1000):
+            m = json.loads(self._message())
+            if m.get("id") == self.seq:
+                return m["result"]["result"].get("value")
+        raise AssertionError("no DevTools answer to " + expression)
+
+    def state(self):
+        """(status, target line, verdict); empty strings before the page loaded."""
+        v = self.eval("document.getElementById('status') && [document.getElementById('status').dataset.state,"
+                      " document.getElementById('target').textContent,"
+                      " document.getElementById('verdict').dataset.verdict]")
+        return tuple(v) if v else ("", "", "")
+
+    def shows(self, status, pid):
+        st = self.state()
+        return st[0] == status and "PID %d " % pid in st[1]
+
+    def close(self):
+        self.sock.close()
+        self.proc.kill()
+        shutil.rmtree(self.profile, ignore_errors=True)
+
+
+def connscope_at(port, pid):
+    """connscope on a given port (Connscope picks a free one)."""
+    cs = Connscope.__new__(Connscope)
+    cs.port, cs.base = port, "http://127.0.0.1:%d" % port
+    Proc.__init__(cs, [CONNSCOPE, "--pid", str(pid), "--listen", "127.0.0.1:%d" % port, "--interval", "0.5"],
+                  env=dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=0"))
+    wait_until(cs.healthy, 15, "connscope /healthz")
+    return cs
+
+
+def test_page_reconnects_after_connscope_restarts():
+    first, second = Server(), Server()
+    cs = Connscope(first.pid, interval=0.5)
+    browser = DevTools(cs.base + "/")
+    try:
+        wait_until(lambda: browser.shows("live", first.pid), 30, "the page live on the first target")
+        cs.stop()
+        status = wait_until(lambda: browser.state()[0] == "down" and
+                            browser.eval("document.getElementById('status').textContent"), 20,
+                            "the page to say connscope is gone")
+        check("not reachable" in status and "retrying" in status, "what the page says: %r" % status)
+        cs = connscope_at(cs.port, second.pid)
+        wait_until(lambda: browser.shows("live", second.pid), 30,
+                   "the page live again, on the restarted connscope's target")
+        eq(browser.state()[2], cs.json("/api/v1/diagnosis")["verdict"], "verdict after the restart")
+        cs.stop()
+    finally:
+        browser.close()
+        first.kill()
+        second.kill()

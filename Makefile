@@ -150,7 +150,7 @@ clean:
 # The page's HTML, script and style become C arrays linked into the daemon, so
 # it serves them with no file on disk and nothing fetched from elsewhere.
 PAGE_ASSETS := src/daemon/page/index.html src/daemon/page/page.js src/daemon/page/page.css
-DEB_PACKAGES += xxd chromium mandoc debhelper lintian
+DEB_PACKAGES += xxd chromium mandoc debhelper lintian systemd
 
 $(OUT)/page_assets.c: $(PAGE_ASSETS) | $(OUT)
 	$(call msg,EMBED,$@)

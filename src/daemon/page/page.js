@@ -38,7 +38,7 @@ function fmtNum(v) {
   if (a >= 1e9) return (v / 1e9).toFixed(a >= 1e10 ? 0 : 1) + "G";
   if (a >= 1e6) return (v / 1e6).toFixed(a >= 1e7 ? 0 : 1) + "M";
   if (a >= 1e3) return (v / 1e3).toFixed(a >= 1e4 ? 0 : 1) + "k";
-  if (a >= 10 || v === 0) return String(Math.round(v));
+  if (a >= 10 || Number.isInteger(v)) return String(Math.round(v));
   return v.toFixed(a >= 1 ? 1 : 2);
 }
 

@@ -175,8 +175,10 @@ def test_unit_capabilities_count_as_root():
                      "--inh-caps=-all," + capset, "--ambient-caps=-all," + capset,
                      "--bounding-set=-all," + capset] + argv, env=env)
         base = "http://127.0.0.1:%d" % port
-        started = wait_until(lambda: user.p.poll() is not None or any("watching PID" in l for l in user.err_lines),
-                             20, "the unit's command to attach or fail")
+        # exited: wait for its reader thread to have its stderr too
+        started = wait_until(lambda: any("watching PID" in l for l in user.err_lines) or
+                             (user.p.poll() is not None and user.err_lines), 20,
+                             "the unit's command to attach or fail with a message")
         if user.p.poll() is not None and any(OLD_ROOT_CHECK in l for l in user.err_lines):
             print("NOTE test_unit_capabilities_count_as_root: probes.c still refuses non-root "
                   "(geteuid check); passes once the capability check lands")

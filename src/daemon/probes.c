@@ -6,7 +6,6 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -41,21 +40,19 @@ static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ar
 	return vfprintf(stderr, fmt, args);
 }
 
-/* Syscall tracepoints need tracefs; it is not always mounted. tracefs is
- * root-only: the checks use the effective credentials (AT_EACCESS), so a
- * non-root user with CAP_DAC_READ_SEARCH passes them, as it passes the open. */
+/* Syscall tracepoints need tracefs; it is not always mounted. */
 static int ensure_tracefs(void)
 {
-	if (faccessat(AT_FDCWD, SYSCALL_EVENTS, F_OK, AT_EACCESS) == 0)
+	if (access(SYSCALL_EVENTS, F_OK) == 0)
 		return 0;
-	if (faccessat(AT_FDCWD, "/sys/kernel/debug/tracing/events/syscalls", F_OK, AT_EACCESS) == 0)
+	if (access("/sys/kernel/debug/tracing/events/syscalls", F_OK) == 0)
 		return 0;
 	if (mount("tracefs", TRACEFS, "tracefs", 0, NULL) && errno != EBUSY) {
 		fprintf(stderr, "connscope: cannot mount tracefs at %s: %s "
 			"(mount it: mount -t tracefs nodev %s)\n", TRACEFS, strerror(errno), TRACEFS);
 		return -errno;
 	}
-	if (faccessat(AT_FDCWD, SYSCALL_EVENTS, F_OK, AT_EACCESS)) {
+	if (access(SYSCALL_EVENTS, F_OK)) {
 		fprintf(stderr, "connscope: kernel has no syscall tracepoints (%s missing; "
 			"needs CONFIG_FTRACE_SYSCALLS)\n", SYSCALL_EVENTS);
 		return -ENOTSUP;
@@ -77,7 +74,7 @@ static void skip_missing_syscalls(struct connscope_bpf *skel)
 		if (strncmp(sec, prefix, strlen(prefix)))
 			continue;
 		snprintf(path, sizeof(path), SYSCALL_EVENTS "/%s", sec + strlen(prefix));
-		if (faccessat(AT_FDCWD, path, F_OK, AT_EACCESS)) {
+		if (access(path, F_OK)) {
 			if (verbose_log)
 				fprintf(stderr, "connscope: no tracepoint %s, not watched\n", path);
 			bpf_program__set_autoload(prog, false);

@@ -231,11 +231,11 @@ static void collect(struct collector *c)
 	if (s->target_up) {
 		s->processes = npids;
 		read_processes(c, s, pids, npids);
-		target_uptime(c, s);
 		s->have_tcp_ext = !procfs_read_tcp_ext(c->pid, s->tcp_ext);
 		n = sockdiag_listeners(c->sockdiag, s->listeners, CS_LISTENERS_MAX);
 		s->n_listeners = n < 0 ? 0 : n;
 		filter_listeners(c, s, pids, npids);
+		target_uptime(c, s);
 	} else {
 		s->processes = 0;
 	}

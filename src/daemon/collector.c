@@ -52,6 +52,20 @@ static int64_t unix_ms_now(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* The target's age and the kernel release, for the live page's header. */
+static void target_uptime(struct collector *c, struct cs_snapshot *s)
+{
+	struct timespec boot;
+	struct utsname u;
+
+	/* /proc/PID/stat starttime counts clock ticks since boot */
+	if (!clock_gettime(CLOCK_BOOTTIME, &boot))
+		s->target_uptime_s = boot.tv_sec + boot.tv_nsec / 1e9 -
+				     (double)c->start_time / sysconf(_SC_CLK_TCK);
+	if (!s->kernel[0] && !uname(&u))
+		snprintf(s->kernel, sizeof(s->kernel), "%s", u.release);
+}
+
 static bool inode_set_has(const struct inode_set *s, uint64_t ino)
 {
 	for (int i = 0; i < s->n; i++)
@@ -197,20 +211,6 @@ static void read_processes(struct collector *c, struct cs_snapshot *s, const int
 	s->fd_peak = c->fd_peak;
 }
 
-/* The target's age and the kernel release, for the live page's header. */
-static void target_uptime(struct collector *c, struct cs_snapshot *s)
-{
-	struct timespec boot;
-	struct utsname u;
-
-	/* /proc/PID/stat starttime counts clock ticks since boot */
-	if (!clock_gettime(CLOCK_BOOTTIME, &boot))
-		s->target_uptime_s = boot.tv_sec + boot.tv_nsec / 1e9 -
-				     (double)c->start_time / sysconf(_SC_CLK_TCK);
-	if (!s->kernel[0] && !uname(&u))
-		snprintf(s->kernel, sizeof(s->kernel), "%s", u.release);
-}
-
 /* Builds c->cur from the kernel. Called with the lock held. */
 static void collect(struct collector *c)
 {
@@ -221,6 +221,8 @@ static void collect(struct collector *c)
 
 	s->seq = ++c->seq;
 	s->unix_ms = unix_ms_now();
+	if (!c->exited)
+		target_uptime(c, s);
 	s->started_mono_s = c->started;
 	s->pid = c->pid;
 	npids = probes_targets(c->probes, pids, PROCS_READ_MAX);
@@ -235,7 +237,6 @@ static void collect(struct collector *c)
 		n = sockdiag_listeners(c->sockdiag, s->listeners, CS_LISTENERS_MAX);
 		s->n_listeners = n < 0 ? 0 : n;
 		filter_listeners(c, s, pids, npids);
-		target_uptime(c, s);
 	} else {
 		s->processes = 0;
 	}

@@ -76,50 +76,29 @@ static double hist_delta_quantile(const struct cs_hist *cur, const struct cs_his
 	return (double)(1ULL << CS_HIST_SLOTS) / 1e6;
 }
 
-static const struct cs_port *find_port(const struct cs_snapshot *s, uint16_t port)
+static void listener_point(const struct cs_snapshot *prev, const struct cs_snapshot *cur,
+			   const struct cs_listener *l, struct cs_point_listener *o)
 {
-	for (int i = 0; i < s->n_ports; i++)
-		if (s->ports[i].port == port)
-			return &s->ports[i];
-	return NULL;
-}
+	const struct cs_port *pc = snapshot_port(cur, l->port), *pp = snapshot_port(prev, l->port);
+	uint64_t before = 0, closed = 0;
 
-static uint64_t port_drops(const struct cs_snapshot *s, uint16_t port)
-{
-	uint64_t n = 0;
-
-	for (int i = 0; i < s->n_listeners; i++)
-		if (s->listeners[i].port == port)
-			n += s->listeners[i].drops;
-	return n;
-}
-
-/* The first CS_POINT_PORTS_MAX listen ports of cur, each against prev. */
-static void point_ports(const struct cs_snapshot *prev, const struct cs_snapshot *cur,
-			struct cs_point *p)
-{
-	for (int i = 0; i < cur->n_ports && p->n_ports < CS_POINT_PORTS_MAX; i++) {
-		const struct cs_port *c = &cur->ports[i], *o = find_port(prev, c->port);
-		struct cs_point_port *pp = &p->ports[p->n_ports++];
-		uint64_t closed = c->closed[0] + c->closed[1] + c->closed[2];
-
-		memcpy(pp->label, c->label, sizeof(pp->label));
-		pp->accepts = delta(c->accepts, o ? o->accepts : 0);
-		pp->listen_drops = delta(port_drops(cur, c->port), port_drops(prev, c->port));
-		pp->connections_open = delta(c->accepts, closed);
-		pp->accept_wait_p50_s = hist_delta_quantile(&c->accept_wait, o ? &o->accept_wait : NULL, 0.5);
-		pp->accept_wait_p99_s = hist_delta_quantile(&c->accept_wait, o ? &o->accept_wait : NULL, 0.99);
-		for (int j = 0; j < cur->n_listeners; j++) {
-			const struct cs_listener *l = &cur->listeners[j];
-
-			if (l->port == c->port &&
-			    (!pp->queue_limit || (uint64_t)l->queue_len * pp->queue_limit >
-							  (uint64_t)pp->queue_len * l->queue_limit)) {
-				pp->queue_len = l->queue_len;
-				pp->queue_limit = l->queue_limit;
-			}
-		}
-	}
+	memset(o, 0, sizeof(*o));
+	memcpy(o->label, l->label, sizeof(o->label));
+	o->port = l->port;
+	o->queue_len = l->queue_len;
+	o->queue_limit = l->queue_limit;
+	for (int j = 0; j < prev->n_listeners; j++)
+		if (prev->listeners[j].inode == l->inode)
+			before = prev->listeners[j].drops;
+	o->drops = delta(l->drops, before);
+	if (!pc)
+		return;
+	o->accepts = delta(pc->accepts, pp ? pp->accepts : 0);
+	for (int i = 0; i < CS_INIT_MAX; i++)
+		closed += pc->closed[i];
+	o->open = pc->accepts >= closed ? (long)(pc->accepts - closed) : 0;
+	o->accept_wait_p50_s = hist_delta_quantile(&pc->accept_wait, pp ? &pp->accept_wait : NULL, 0.5);
+	o->accept_wait_p99_s = hist_delta_quantile(&pc->accept_wait, pp ? &pp->accept_wait : NULL, 0.99);
 }
 
 void history_point(const struct cs_snapshot *prev, const struct cs_snapshot *cur,
@@ -170,7 +149,8 @@ void history_point(const struct cs_snapshot *prev, const struct cs_snapshot *cur
 		if (l->queue_limit && l->queue_len >= l->queue_limit)
 			p->queue_full = true;
 	}
-	point_ports(prev, cur, p);
+	for (int i = 0; i < cur->n_listeners && p->n_listeners < CS_POINT_LISTENERS; i++)
+		listener_point(prev, cur, &cur->listeners[i], &p->listeners[p->n_listeners++]);
 }
 
 void history_push(struct history *h, const struct cs_point *p)

@@ -10,16 +10,19 @@
 /* 15 minutes of one-second ticks. */
 #define CS_HISTORY_POINTS 900
 
-/* Listen ports kept per point for the page's per-listener charts; the
- * totals above cover every port. */
-#define CS_POINT_PORTS_MAX 4
+/* Listeners kept per point, the first ones sock_diag lists; more than a
+ * server has, and 900 points of them stay under 1 MB. */
+#define CS_POINT_LISTENERS 8
 
-struct cs_point_port {
+/* One listener over one interval, as the live page charts it. */
+struct cs_point_listener {
 	char label[CS_LABEL_LEN];
-	uint64_t accepts, listen_drops; /* deltas over the interval */
-	uint32_t queue_len, queue_limit; /* the port's listener nearest its limit */
-	uint64_t connections_open;
-	/* of the accepts in this interval, from the log2 slots; 0 without any */
+	uint16_t port;
+	uint32_t queue_len, queue_limit;
+	uint64_t drops;          /* sk_drops delta (packets: SYNs and ACKs) */
+	uint64_t accepts;        /* of its port */
+	long open;               /* accepted and not closed, at the end */
+	/* of this interval's accepts, from the log2 slots; 0 without any */
 	double accept_wait_p50_s, accept_wait_p99_s;
 };
 
@@ -44,12 +47,12 @@ struct cs_point {
 	/* levels at the end of the interval */
 	long open_fds;
 	long fd_soft;
+	int n_listeners;
+	struct cs_point_listener listeners[CS_POINT_LISTENERS];
 	uint32_t queue_len;      /* of the listener nearest its limit */
 	uint32_t queue_limit;
 	bool queue_full;         /* some listener at or past its limit */
 	bool target_up;
-	int n_ports;
-	struct cs_point_port ports[CS_POINT_PORTS_MAX];
 };
 
 struct history;

@@ -151,7 +151,7 @@ char *json_diagnosis(const struct cs_diagnosis *d)
 }
 
 /* What the live page charts beyond the totals: resets by reason, the fd
- * soft limit, and per listen port. */
+ * soft limit, and per listener. */
 static void add_point_extra(cJSON *o, const struct cs_point *p)
 {
 	cJSON *r = cJSON_AddObjectToObject(o, "resets_sent_by_reason"), *arr;
@@ -164,18 +164,18 @@ static void add_point_extra(cJSON *o, const struct cs_point *p)
 	cJSON_AddNumberToObject(o, "fd_soft_limit", p->fd_soft);
 	cJSON_AddBoolToObject(o, "target_up", p->target_up);
 	arr = cJSON_AddArrayToObject(o, "listeners");
-	for (int i = 0; i < p->n_ports; i++) {
-		const struct cs_point_port *pp = &p->ports[i];
+	for (int i = 0; i < p->n_listeners; i++) {
+		const struct cs_point_listener *pl = &p->listeners[i];
 		cJSON *l = cJSON_CreateObject();
 
-		cJSON_AddStringToObject(l, "listener", pp->label);
-		cJSON_AddNumberToObject(l, "accepts", (double)pp->accepts);
-		cJSON_AddNumberToObject(l, "listen_drops", (double)pp->listen_drops);
-		cJSON_AddNumberToObject(l, "accept_queue_length", pp->queue_len);
-		cJSON_AddNumberToObject(l, "accept_queue_limit", pp->queue_limit);
-		cJSON_AddNumberToObject(l, "connections_open", (double)pp->connections_open);
-		cJSON_AddNumberToObject(l, "accept_wait_p50_seconds", pp->accept_wait_p50_s);
-		cJSON_AddNumberToObject(l, "accept_wait_p99_seconds", pp->accept_wait_p99_s);
+		cJSON_AddStringToObject(l, "listener", pl->label);
+		cJSON_AddNumberToObject(l, "accepts", (double)pl->accepts);
+		cJSON_AddNumberToObject(l, "listen_drops", (double)pl->drops);
+		cJSON_AddNumberToObject(l, "accept_queue_length", pl->queue_len);
+		cJSON_AddNumberToObject(l, "accept_queue_limit", pl->queue_limit);
+		cJSON_AddNumberToObject(l, "connections_open", pl->open);
+		cJSON_AddNumberToObject(l, "accept_wait_p50_seconds", pl->accept_wait_p50_s);
+		cJSON_AddNumberToObject(l, "accept_wait_p99_seconds", pl->accept_wait_p99_s);
 		cJSON_AddItemToArray(arr, l);
 	}
 }

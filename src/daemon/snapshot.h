@@ -99,4 +99,6 @@ uint64_t snapshot_listen_drops(const struct cs_snapshot *s);
 uint64_t snapshot_resets_sent(const struct cs_snapshot *s);
 uint64_t snapshot_fd_errors(const struct cs_snapshot *s, int err);
 uint64_t snapshot_accept_errors(const struct cs_snapshot *s, int err);
+/* The probes' counters for the port of listener l, or NULL. */
+const struct cs_port *snapshot_port(const struct cs_snapshot *s, uint16_t port);
 #endif

@@ -29,19 +29,19 @@ UNIT_TEST(test_history_point_ports)
 	b->ports[0].accept_wait.slots[10] = 10;
 	b->ports[0].accept_wait.count = 24;
 	history_point(a, b, &p);
-	CHECK(p.n_ports == 1);
-	CHECK(!strcmp(p.ports[0].label, "0.0.0.0:8080"));
-	CHECK(p.ports[0].accepts == 20);
-	CHECK(p.ports[0].listen_drops == 7);
-	CHECK(p.ports[0].connections_open == 25);
-	CHECK(p.ports[0].queue_len == 12 && p.ports[0].queue_limit == 16);
+	CHECK(p.n_listeners == 1);
+	CHECK(!strcmp(p.listeners[0].label, "0.0.0.0:8080"));
+	CHECK(p.listeners[0].accepts == 20);
+	CHECK(p.listeners[0].drops == 7);
+	CHECK(p.listeners[0].open == 25);
+	CHECK(p.listeners[0].queue_len == 12 && p.listeners[0].queue_limit == 16);
 	/* p50: the 10th of 20 samples, the top of the 8-16 us slot */
-	CHECK(fabs(p.ports[0].accept_wait_p50_s - 16e-6) < 1e-12);
+	CHECK(fabs(p.listeners[0].accept_wait_p50_s - 16e-6) < 1e-12);
 	/* p99: 19.8 of 20, 9.8/10 into the 1024-2048 us slot */
-	CHECK(fabs(p.ports[0].accept_wait_p99_s - (1024 + 1024 * 0.98) * 1e-6) < 1e-12);
+	CHECK(fabs(p.listeners[0].accept_wait_p99_s - (1024 + 1024 * 0.98) * 1e-6) < 1e-12);
 	/* no accepts in the tick: no quantile */
 	history_point(b, b, &p);
-	CHECK(p.ports[0].accept_wait_p50_s == 0 && p.ports[0].accepts == 0);
+	CHECK(p.listeners[0].accept_wait_p50_s == 0 && p.listeners[0].accepts == 0);
 	free(a);
 	free(b);
 }
@@ -49,13 +49,13 @@ UNIT_TEST(test_history_point_ports)
 UNIT_TEST(test_json_history_listeners)
 {
 	struct cs_point pt = { .seconds = 1, .resets_sent = 9, .resets_abort = 4, .resets_no_socket = 2,
-			       .fd_soft = 1024, .n_ports = 1 };
+			       .fd_soft = 1024, .n_listeners = 1 };
 	cJSON *root, *pnt, *l;
 	char *text;
 
-	snprintf(pt.ports[0].label, sizeof(pt.ports[0].label), "127.0.0.1:80");
-	pt.ports[0].listen_drops = 7;
-	pt.ports[0].accept_wait_p99_s = 0.002;
+	snprintf(pt.listeners[0].label, sizeof(pt.listeners[0].label), "127.0.0.1:80");
+	pt.listeners[0].drops = 7;
+	pt.listeners[0].accept_wait_p99_s = 0.002;
 	text = json_history(&pt, 1);
 	root = cJSON_Parse(text);
 	pnt = cJSON_GetArrayItem(cJSON_GetObjectItem(root, "points"), 0);

@@ -36,26 +36,6 @@ static uint64_t delta(uint64_t cur, uint64_t prev)
 	return cur >= prev ? cur - prev : 0; /* a listener that went away */
 }
 
-static uint64_t resets_named(const struct cs_snapshot *s, const char *const *labels)
-{
-	uint64_t n = 0;
-
-	for (; *labels; labels++) {
-		int i = names_rst_reason_index(*labels);
-
-		if (i >= 0)
-			n += s->resets_sent[i];
-	}
-	return n;
-}
-
-static const char *const abort_reasons[] = {
-	"tcp_abort_on_close", "tcp_abort_on_data", "tcp_abort_on_linger",
-	"tcp_disconnect_with_data", NULL,
-};
-static const char *const no_socket_reasons[] = { "no_socket", NULL };
-static const char *const memory_reasons[] = { "tcp_abort_on_memory", NULL };
-
 /* The q-quantile (0..1) of the samples added between two snapshots of a log2
  * histogram, interpolated inside its slot as Prometheus' histogram_quantile
  * does; slot i holds [2^i, 2^(i+1)) microseconds. */
@@ -100,6 +80,26 @@ static void listener_point(const struct cs_snapshot *prev, const struct cs_snaps
 	o->accept_wait_p50_s = hist_delta_quantile(&pc->accept_wait, pp ? &pp->accept_wait : NULL, 0.5);
 	o->accept_wait_p99_s = hist_delta_quantile(&pc->accept_wait, pp ? &pp->accept_wait : NULL, 0.99);
 }
+
+static uint64_t resets_named(const struct cs_snapshot *s, const char *const *labels)
+{
+	uint64_t n = 0;
+
+	for (; *labels; labels++) {
+		int i = names_rst_reason_index(*labels);
+
+		if (i >= 0)
+			n += s->resets_sent[i];
+	}
+	return n;
+}
+
+static const char *const abort_reasons[] = {
+	"tcp_abort_on_close", "tcp_abort_on_data", "tcp_abort_on_linger",
+	"tcp_disconnect_with_data", NULL,
+};
+static const char *const no_socket_reasons[] = { "no_socket", NULL };
+static const char *const memory_reasons[] = { "tcp_abort_on_memory", NULL };
 
 void history_point(const struct cs_snapshot *prev, const struct cs_snapshot *cur,
 		   struct cs_point *p)

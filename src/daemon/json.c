@@ -185,6 +185,7 @@ char *json_history(const struct cs_point *pts, int n)
 	cJSON *root = cJSON_CreateObject(), *arr;
 
 	cJSON_AddNumberToObject(root, "points_count", n);
+	cJSON_AddNumberToObject(root, "points_max", CS_HISTORY_POINTS);
 	arr = cJSON_AddArrayToObject(root, "points");
 	for (int i = 0; i < n; i++) {
 		const struct cs_point *p = &pts[i];

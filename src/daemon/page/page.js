@@ -12,6 +12,31 @@ const W = 520, H = 190, PAD_L = 52, PAD_R = 10, PAD_T = 8, PAD_B = 24;
 
 const $ = (id) => document.getElementById(id);
 let downSince = null;
+// The history as the daemon holds it, kept up to date with only the newest
+// points each tick (all 15 minutes are half a megabyte of JSON).
+let history = [], historyMax = 900, sinceFull = 0, incrementalReads = 0;
+const FULL_HISTORY_EVERY = 60; // ticks between full re-reads, to stay exact
+
+// The newest points appended to history when they join up with it; otherwise
+// (first tick, a gap, connscope restarted) the whole history again.
+async function updateHistory(tickSeconds) {
+  const last = history.length ? history[history.length - 1].time_unix_ms : null;
+  if (last !== null && ++sinceFull < FULL_HISTORY_EVERY) {
+    const recent = await getJSON("api/v1/history?seconds=" + Math.ceil(Math.max(5, 4 * tickSeconds)));
+    if (recent.points.some((p) => p.time_unix_ms === last)) {
+      history = history.concat(recent.points.filter((p) => p.time_unix_ms > last));
+      incrementalReads++;
+      historyMax = recent.points_max || historyMax;
+      if (history.length > historyMax) history = history.slice(history.length - historyMax);
+      return history;
+    }
+  }
+  const all = await getJSON("api/v1/history");
+  sinceFull = 0;
+  historyMax = all.points_max || historyMax;
+  history = all.points;
+  return history;
+}
 
 function el(tag, attrs, text) {
   const ns = ["svg", "line", "polyline", "text", "g", "rect"].includes(tag) ? "http://www.w3.org/2000/svg" : null;
@@ -126,8 +151,8 @@ function perListener(points, labels, fn, name, extra) {
 
 const rate = (n, p) => (p.seconds > 0 ? n / p.seconds : 0);
 
-function renderCharts(h) {
-  const pts = h.points, times = pts.map((p) => p.time_unix_ms), labs = listeners(pts);
+function renderCharts(pts) {
+  const times = pts.map((p) => p.time_unix_ms), labs = listeners(pts);
   const box = $("charts");
   const charts = [
     chart("accepts", "Accepts and listen drops per listener", "connections/s", times,
@@ -153,6 +178,7 @@ function renderCharts(h) {
   ];
   box.replaceChildren(...charts);
   box.setAttribute("data-points", pts.length);
+  box.setAttribute("data-incremental-reads", incrementalReads);
   box.setAttribute("data-last-ms", pts.length ? pts[pts.length - 1].time_unix_ms : 0);
   $("range").textContent = pts.length ? `${pts.length} points, ${fmtClock(times[0])} to ${fmtClock(times[times.length - 1])}` : "no points yet";
 }
@@ -210,20 +236,21 @@ function setStatus(state, text) {
 async function tick() {
   let next = RETRY_MS;
   try {
-    const [snap, diag, hist, evs] = await Promise.all([
-      getJSON("api/v1/snapshot"), getJSON("api/v1/diagnosis"), getJSON("api/v1/history"),
+    const tickSeconds = history.length ? history[history.length - 1].seconds || 1 : 1;
+    const [snap, diag, pts, evs] = await Promise.all([
+      getJSON("api/v1/snapshot"), getJSON("api/v1/diagnosis"), updateHistory(tickSeconds),
       getJSON("api/v1/events?limit=50"),
     ]);
     renderTarget(snap);
     renderDiagnosis(diag);
-    renderCharts(hist);
+    renderCharts(pts);
     renderEvents(evs);
     downSince = null;
     if (snap.target.up)
       setStatus("live", "live · updated " + fmtClock(snap.time_unix_ms));
     else
       setStatus("exited", `target PID ${snap.target.pid} (${snap.target.comm}) exited: showing its last numbers`);
-    const last = hist.points.length ? hist.points[hist.points.length - 1].seconds : 1;
+    const last = pts.length ? pts[pts.length - 1].seconds : 1;
     next = Math.min(5000, Math.max(500, (last || 1) * 1000));
   } catch (err) {
     if (!downSince) downSince = Date.now();

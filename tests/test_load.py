@@ -1,9 +1,10 @@
 # SPDX-License-Identifier: MIT
-"""Issue 5: connscope-load's outcomes equal what the servers counted (the
-demo server's own counts, and servers written here), it rejects a wrong
+"""connscope-load's outcomes equal what the servers counted (the demo
+server's own counts, and servers written here), it rejects a wrong
 WebSocket accept key, tells client limits from server failures, and the
-short demo names the cause it set up."""
-import json, os, signal, socket, subprocess, threading, time
+short demo (one stepped run with connscope's verdict per step) names the
+cause it set up."""
+import json, os, re, signal, socket, subprocess, threading, time
 from lib import BUILD, ROOT, Proc, Server, bpf_link_ids, check, eq, free_port, wait_until
 
 LOAD = os.path.join(BUILD, "connscope-load")
@@ -115,9 +116,14 @@ def test_demo_short_names_the_cause():
     out = subprocess.run([os.path.join(ROOT, "scripts", "demo.sh"), "--short"], capture_output=True,
                          text=True, timeout=170)
     eq(out.returncode, 0, "demo exit (stderr %r)" % out.stderr[-500:])
-    for n, verdict in ((1, "healthy"), (2, "healthy"), (3, "accept_queue_stalled")):
-        check("phase %d verdict: %s\n" % (n, verdict) in out.stdout,
-              "phase %d verdict %s in:\n%s" % (n, verdict, out.stdout[-3000:]))
-    check("post-mortem" in out.stdout and "verdict: accept_queue_stalled" in out.stdout.split("== post-mortem")[1],
-          "post-mortem names the cause")
+    # connscope-load --connscope prints each step's verdict under its outcomes
+    steps = re.split(r"^   step (\d+): ", out.stdout.split("== post-mortem")[0], flags=re.M)[1:]
+    verdicts = {int(n): re.search(r"connscope verdict: (\w+)", body) for n, body in zip(steps[::2], steps[1::2])}
+    verdicts = {n: m.group(1) if m else None for n, m in verdicts.items()}
+    check(verdicts.get(1) == "healthy" and verdicts.get(2) == "healthy",
+          "steps 1 and 2 healthy: %r in:\n%s" % (verdicts, out.stdout[-3000:]))
+    check(verdicts.get(3) in ("accept_queue_stalled", "connection_cap"),
+          "step 3 names the cap: %r in:\n%s" % (verdicts, out.stdout[-3000:]))
+    post = out.stdout.split("== post-mortem")[1]
+    check(re.search(r"verdict: (accept_queue_stalled|connection_cap)", post), "post-mortem names the cause")
     eq(bpf_link_ids() - links, set(), "BPF links left by the demo")

@@ -469,7 +469,7 @@ static void pump(struct load *l, int s, enum until until, int ctl)
 		st->t_start = t0;
 	for (;;) {
 		double now = mono_now(), wait = 1;
-		struct lconn *heads[3] = { l->active.head, l->settling.head, l->held.head };
+		struct lconn *heads[3];
 		int n;
 
 		for (int i = 0; i < OPEN_BATCH && st->opened < want && due_at(l, s, st->opened) <= now - t0; i++)
@@ -498,6 +498,9 @@ static void pump(struct load *l, int s, enum until until, int ctl)
 			return;
 		if (st->opened < want && until == UNTIL_STEP_DONE)
 			wait = due_at(l, s, st->opened) - (now - t0);
+		heads[0] = l->active.head;
+		heads[1] = l->settling.head;
+		heads[2] = l->held.head;
 		for (int i = 0; i < 3; i++)
 			if (heads[i] && heads[i]->deadline - now < wait)
 				wait = heads[i]->deadline - now;

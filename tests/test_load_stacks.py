@@ -5,7 +5,7 @@ here that never sends RECEIPT (as Spring's simple broker), one that answers
 SEND with ERROR, one that broadcasts MESSAGEs to subscribers, one that insists
 on heart-beats; a listener whose accept queue drops handshake ACKs (plain
 connect is 'connected', never 'ok'); stepped runs; many workers and source
-addresses against the demo server's SO_REUSEPORT workers with connscope
+addresses (IPv4 and IPv6) against the demo server's SO_REUSEPORT workers with connscope
 attached; connscope's verdict printed per step, and a stopped connscope."""
 import json, os, re, signal, socket, subprocess
 from lib import (BUILD, CONNSCOPE, HARNESS, PY, Connscope, Netns, Proc, check, eq, free_port, settle, ss_listener,
@@ -241,3 +241,24 @@ def test_connscope_unreachable_warns_once():
     eq(r["outcomes"]["ok"], 100, "the report is unchanged")
     base, _ = run_load(d.port, "--steps", "100,100", "--step-seconds", 0.5, "--message", "x")
     eq(sorted(base["steps"][0].keys()), sorted(r["steps"][0].keys()), "same report without --connscope")
+
+
+def test_ipv6_source_range():
+    with Netns() as ns:
+        for i in range(1, 5):
+            subprocess.run(["ip", "-n", ns.name, "addr", "add", "fd00::%d/128" % i, "dev", "lo", "nodad"], check=True)
+        d = Counted([DEMO, "--listen", "[fd00::1]:0"], "{", netns=ns)
+        p = Proc([LOAD, "[fd00::1]:%d" % d.port, "--json", "--connections", "200", "--rate", "1000",
+                  "--source", "fd00::1-fd00::4", "--message", "x", "--hold", "4"], netns=ns)
+        wait_until(lambda: d.stats()["answered"] == 200, 20, "200 answered")
+        out = subprocess.run(["ip", "netns", "exec", ns.name, "ss", "-tnH", "state", "established",
+                              "dport = :%d" % d.port], capture_output=True, text=True, check=True).stdout
+        sources = {}
+        for line in out.splitlines():
+            addr = line.split()[-2].rsplit(":", 1)[0]
+            sources[addr] = sources.get(addr, 0) + 1
+        eq(sources, {"[fd00::%d]" % i: 50 for i in range(1, 5)}, "client sockets per source address (ss)")
+        p.p.wait(30)
+        r = json.loads("\n".join(p.lines))
+        eq(r["outcomes"]["ok"], 200, "ok")
+        eq(d.stats()["accepted"], 200, "demo server accepted")

@@ -6,7 +6,8 @@ SEND with ERROR, one that broadcasts MESSAGEs to subscribers, one that insists
 on heart-beats; a listener whose accept queue drops handshake ACKs (plain
 connect is 'connected', never 'ok'); stepped runs; many workers and source
 addresses (IPv4 and IPv6) against the demo server's SO_REUSEPORT workers with connscope
-attached; connscope's verdict printed per step, and a stopped connscope."""
+attached; the client's own limits (ports, fds) named with the flag that fixes
+them; connscope's verdict printed per step, and a stopped connscope."""
 import json, os, re, signal, socket, subprocess
 from lib import (BUILD, CONNSCOPE, HARNESS, PY, Connscope, Netns, Proc, check, eq, free_port, settle, ss_listener,
                  wait_until)
@@ -263,3 +264,29 @@ def test_ipv6_source_range():
         r = json.loads("\n".join(p.lines))
         eq(r["outcomes"]["ok"], 200, "ok")
         eq(d.stats()["accepted"], 200, "demo server accepted")
+
+
+def test_client_limits_name_the_flag_that_fixes_them():
+    with Netns() as ns:
+        # 10 ephemeral ports per source address in this namespace
+        subprocess.run(["ip", "netns", "exec", ns.name, "sysctl", "-qw", "net.ipv4.ip_local_port_range=40000 40009"],
+                       check=True)
+        d = Counted([DEMO, "--listen", "127.0.0.1:8080"], "{", netns=ns)  # not an ephemeral port
+        text, _ = run_load(d.port, "--connections", 30, "--rate", 0, "--message", "x", "--hold", 1,
+                           json_out=False, netns=ns)
+        eq(d.settled("accepted", "demo accepts"), 10, "demo server accepted (one address, 10 ports)")
+        check(re.search(r"^  ok +10 ", text, re.M) and re.search(r"^  eaddrnotavail +20 .*--source", text, re.M),
+              "10 ok, 20 eaddrnotavail naming --source:\n" + text)
+        # 127.0.0.1's 10 ports sit in TIME_WAIT now: three other addresses
+        r, _ = run_load(d.port, "--connections", 30, "--rate", 0, "--message", "x", "--hold", 1,
+                        "--source", "127.0.0.2-127.0.0.4", netns=ns)
+        eq(r["outcomes"]["ok"], 30, "ok over 3 source addresses")
+        eq(d.settled("accepted", "demo accepts"), 40, "demo server accepted")
+    d = demo()
+    out = subprocess.run(["prlimit", "--nofile=40:40", LOAD, "127.0.0.1:%d" % d.port, "--connections", "100",
+                          "--rate", "0", "--message", "x", "--hold", "1"], capture_output=True, text=True, timeout=60)
+    eq(out.returncode, 0, "connscope-load exit (stderr %r)" % out.stderr[-300:])
+    ok = int(re.search(r"^  ok +(\d+) ", out.stdout, re.M).group(1))
+    eq(d.settled("answered", "demo answers"), ok, "demo server answered = ok")
+    check(re.search(r"^  client_emfile +%d .*--workers" % (100 - ok), out.stdout, re.M),
+          "the rest client_emfile, naming --workers:\n" + out.stdout)

@@ -8,7 +8,7 @@ connect is 'connected', never 'ok'); stepped runs; many workers and source
 addresses (IPv4 and IPv6) against the demo server's SO_REUSEPORT workers with connscope
 attached; the client's own limits (ports, fds) named with the flag that fixes
 them; connscope's verdict printed per step, and a stopped connscope."""
-import json, os, re, signal, socket, subprocess
+import json, os, re, signal, subprocess
 from lib import (BUILD, CONNSCOPE, HARNESS, PY, Connscope, Netns, Proc, check, eq, free_port, settle, ss_listener,
                  wait_until)
 

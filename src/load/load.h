@@ -10,7 +10,7 @@
 #include <sys/socket.h>
 #include "ws.h"
 
-#define LOAD_IN_BUF 4096
+#define LOAD_IN_BUF 2048 /* per client: 50,000 held clients cost 100 MiB */
 #define LOAD_MAX_STEPS 32
 #define LOAD_MAX_SOURCES 65536
 #define LOAD_MAX_WORKERS 64

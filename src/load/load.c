@@ -125,6 +125,16 @@ static bool got_ok(struct load *l, struct lconn *c)
 	return answered(l, c, LOAD_OUT_OK);
 }
 
+/* No ERROR frame and no close within --settle of the SEND: ok. The total
+ * latency ends at the SEND, not after the wait. */
+static void settled(struct load *l, struct lconn *c)
+{
+	struct load_stats *st = &l->steps[c->step];
+
+	st->lat[LAT_TOTAL][st->nlat[LAT_TOTAL]++] = (c->t_phase - c->t_start) * 1000;
+	answered(l, c, LOAD_OUT_OK);
+}
+
 /* Moves c to phase p (and to the list that phase lives in). */
 static void enter(struct load *l, struct lconn *c, enum phase p)
 {
@@ -476,16 +486,8 @@ static void pump(struct load *l, int s, enum until until, int ctl)
 			open_one(l, s);
 		while (l->active.head && l->active.head->deadline <= now)
 			finish(l, l->active.head, LOAD_OUT_TIMEOUT);
-		while (l->settling.head && l->settling.head->deadline <= now) {
-			struct lconn *c = l->settling.head;
-
-			struct load_stats *cs = &l->steps[c->step];
-
-			/* no ERROR and no close within --settle of the SEND; the
-			 * total latency ends at the SEND, not after the wait */
-			cs->lat[LAT_TOTAL][cs->nlat[LAT_TOTAL]++] = (c->t_phase - c->t_start) * 1000;
-			answered(l, c, LOAD_OUT_OK);
-		}
+		while (l->settling.head && l->settling.head->deadline <= now)
+			settled(l, l->settling.head);
 		while (l->held.head && l->held.head->deadline <= now)
 			finish(l, l->held.head, LOAD_OUT_OK);
 		if (until == UNTIL_STEP_DONE && st->opened == want && !l->active_in_step[s]) {

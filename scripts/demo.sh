@@ -15,9 +15,11 @@ if [ "$(id -u)" != 0 ]; then
 	exit 1
 fi
 if [ "${1:-}" = "--short" ]; then
-	CAP=500 BACKLOG=64 HOLD=6 TIMEOUT=2 STEPS=200,500,1500 STEP_SECONDS=0.6
+	CAP=500 BACKLOG=64 HOLD=6 TIMEOUT=2 STEPS=200,500,1500 STEP_SECONDS=0.6 SOURCES=127.0.0.1
 else
 	CAP=8192 BACKLOG=100 HOLD=8 TIMEOUT=3 STEPS=1000,5000,10000 STEP_SECONDS=1
+	# one source address: connect() slows as its ephemeral ports fill (16,000 here)
+	SOURCES=127.0.0.1-127.0.0.16
 fi
 
 tmp=$(mktemp -d)
@@ -55,10 +57,11 @@ echo "   connscope: http://$api/metrics  http://$api/api/v1/diagnosis"
 echo
 echo "== load: steps of $STEPS connects/s, ${STEP_SECONDS}s each; after each step, connscope's verdict"
 echo "   \$ connscope-load 127.0.0.1:$port --steps $STEPS --step-seconds $STEP_SECONDS --hold $HOLD \\"
-echo "       --timeout $TIMEOUT --websocket /ws --stomp --message '{...}' --connscope http://$api"
+echo "       --timeout $TIMEOUT --websocket /ws --stomp --message '{...}' --source $SOURCES \\"
+echo "       --connscope http://$api"
 $B/connscope-load "127.0.0.1:$port" --steps "$STEPS" --step-seconds "$STEP_SECONDS" --timeout "$TIMEOUT" \
 	--hold "$HOLD" --websocket /ws --stomp --message '{"rider":42,"lat":52.52,"lon":13.40}' \
-	--connscope "http://$api" | sed 's/^/   /'
+	--source "$SOURCES" --connscope "http://$api" | sed 's/^/   /'
 
 echo
 echo "== post-mortem (connscope, on SIGINT)"

@@ -271,6 +271,11 @@ void load_report(struct load *l, bool json, FILE *f)
 		else
 			fprintf(f, "rate %g/s: %ld connections, achieved %.1f/s\n", cfg->rates[s], cfg->step_conns[s],
 				achieved(st));
+		if (cfg->rates[s] > 0 && achieved(st) < 0.95 * cfg->rates[s] && !(s == 0 && cfg->ramp > 0))
+			fprintf(f, "  the CLIENT fell behind the rate: %s\n", cfg->nsources > 1 ?
+				"it lacks CPU (add --workers, or run it on another host)" :
+				"connect() slows down as the source address's ephemeral ports\n"
+				"  fill up (add --source 127.0.0.1-127.0.0.16), or it lacks CPU (--workers)");
 		text_stats(f, st, cfg->step_conns[s]);
 		if (l->diag[s])
 			text_verdict(f, l->diag[s]);

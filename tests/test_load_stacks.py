@@ -177,7 +177,12 @@ def test_steps_report_each_step():
                                                             100.0 * st["achieved_rate"] / rate))
     eq(sum(r["outcomes"].values()), 800, "total outcomes")
     eq(r["outcomes"]["ok"], sum(st["outcomes"]["ok"] for st in r["steps"]), "total ok = sum of steps")
-    eq(d.settled("answered", "demo answers"), r["outcomes"]["ok"], "demo server answered = ok")
+    answered = d.settled("answered", "demo answers")
+    eq(answered, r["outcomes"]["ok"], "demo server answered = ok")
+    # --ramp: the first step reaches its rate linearly over 1 s
+    r, _ = run_load(d.port, "--steps", "200,400", "--step-seconds", 1, "--ramp", 1, "--message", "x")
+    eq([sum(st["outcomes"].values()) for st in r["steps"]], [200, 400], "outcomes per step with --ramp")
+    eq(d.settled("answered", "demo answers") - answered, r["outcomes"]["ok"], "demo server answered = ok")
 
 
 def test_workers_and_sources_hold_25000():

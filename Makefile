@@ -30,7 +30,7 @@ DAEMON_SRCS := $(wildcard src/daemon/*.c) src/common/netutil.c src/common/sbuf.c
 DAEMON_LIBS := -lbpf -lelf -lz -lmicrohttpd -lcjson -lpthread -lm
 LOAD_SRCS := $(wildcard src/load/*.c) src/common/netutil.c src/common/ws.c src/common/stomp.c \
 	src/common/args.c src/common/errmsg.c
-LOAD_LIBS := -lnettle -lm
+LOAD_LIBS := -lnettle -lcjson -lm
 DEMO_SRCS := $(wildcard src/demo/*.c) src/common/netutil.c src/common/ws.c src/common/stomp.c \
 	src/common/args.c src/common/errmsg.c
 DEMO_LIBS := -lnettle

@@ -45,7 +45,7 @@ MODDIR=$KDIR/root/lib/modules/$KVER
 WORK=$(mktemp -d /tmp/cs-guest.XXXXXX)
 VFS_PID=
 cleanup() {
-	[ -n "$VFS_PID" ] && kill "$VFS_PID" 2>/dev/null
+	[ -z "$VFS_PID" ] || kill "$VFS_PID" 2>/dev/null || true
 	rm -rf "$WORK"
 }
 trap cleanup EXIT INT TERM

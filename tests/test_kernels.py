@@ -248,3 +248,18 @@ def test_reset_on_close_named_on_every_kernel():
     ev = [c for c in d["causes"] if c["cause"] == "reset_on_close"][0]["evidence"]
     eq(ev["resets_abort"], 30, "aborting resets in evidence")
     cs.stop()
+
+
+def test_target_exited_named():
+    # The count survives the exit whatever the listener's label became (the
+    # listener may close before the exit is seen, more so under emulation).
+    srv = Server()
+    cs = Connscope(srv.pid)
+    client("127.0.0.1", srv.port, 25, hold=0.2)
+    wait_until(lambda: srv.total("accepted") == 25, 15, "server to accept 25")
+    settle(lambda: sum(cs.metrics().find("connscope_accepts_total").values()), what="accepts")
+    srv.kill()
+    wait_until(lambda: cs.metrics().get1("connscope_target_up") == 0, 15, "target_up 0")
+    eq(sum(cs.metrics().find("connscope_accepts_total").values()), 25, "accepts kept after exit")
+    eq(cs.json("/api/v1/diagnosis")["verdict"], "target_exited", "verdict after the target exited")
+    cs.stop()

@@ -166,8 +166,11 @@ static int dump_family(struct sockdiag *sd, int family, struct cs_listener *out,
 		for (; NLMSG_OK(h, (size_t)len); h = NLMSG_NEXT(h, len)) {
 			if (h->nlmsg_seq != sd->seq)
 				continue;
+			/* a dump that failed ends in DONE carrying the error:
+			 * -ENOENT when no tcp_diag handler could be loaded */
 			if (h->nlmsg_type == NLMSG_DONE)
-				return n;
+				return NLMSG_PAYLOAD(h, 0) >= sizeof(int) && *(int *)NLMSG_DATA(h) < 0 ?
+				       *(int *)NLMSG_DATA(h) : n;
 			if (h->nlmsg_type == NLMSG_ERROR) {
 				struct nlmsgerr *e = NLMSG_DATA(h);
 

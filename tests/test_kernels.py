@@ -85,7 +85,6 @@ def test_source_fails_when_leader_exits_rest_keeps_counting():
     lines = source_lines(cs, "tcp_ext")
     eq(len(lines), 1, "one stderr line for the failed source: %r" % cs.err_lines[-5:])
     check("TcpExt counters read 0" in lines[0], "says what reads 0: " + lines[0])
-    print("     stderr: " + lines[0])
 
 
 def test_refuses_kernel_below_minimum():

@@ -122,10 +122,9 @@ static void probe_note(struct probes *p, const char *name, enum cs_probe_state s
 			return;
 		pr = &p->probes[p->n_probes++];
 		snprintf(pr->name, sizeof(pr->name), "%s", name);
-		pr->state = CS_PROBE_UNAVAILABLE + 1;
-	}
-	if (state >= pr->state)
+	} else if (state >= pr->state) {
 		return;
+	}
 	pr->state = state;
 	snprintf(pr->why, sizeof(pr->why), "%s", why ? why : "");
 }

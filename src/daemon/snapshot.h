@@ -52,7 +52,7 @@ struct cs_syserr {
 
 /* Tracepoints watched: one entry per tracepoint, whichever program form the
  * running kernel took (see probes.c). */
-#define CS_PROBES_MAX 48
+#define CS_PROBES_MAX 64
 #define CS_PROBE_NAME_LEN 40
 #define CS_PROBE_WHY_LEN 160
 

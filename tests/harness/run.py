@@ -89,12 +89,14 @@ def run_guest(subset):
     guest61.<test>. subset: substrings, default tests/kernels/guest-tests."""
     t0 = time.monotonic()
     print("-- %s: booting Debian 12's 6.1 kernel (qemu, software emulation)" % GUEST_PREFIX, flush=True)
-    out = subprocess.run([GUEST] + subset, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                         text=True, errors="replace")
-    lines = out.stdout.replace("\r", "").splitlines()
+    guest = subprocess.Popen([GUEST] + subset, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True, errors="replace")
+    lines = []
     passed = failed = 0
     final = None
-    for i, line in enumerate(lines):
+    for line in guest.stdout:  # as they come: a guest run takes minutes
+        line = line.replace("\r", "").rstrip("\n")
+        lines.append(line)
         m = re.match(r"^(ok  |FAIL) (\S+)\s+([\d.]+s)$", line)
         if m:
             print("%s %-58s %6s" % (m.group(1), GUEST_PREFIX + "." + m.group(2), m.group(3)), flush=True)
@@ -104,10 +106,11 @@ def run_guest(subset):
             print(line)
         elif re.match(r"^\d+ passed, \d+ failed$", line):
             final = line
-    if final is None or out.returncode:
+    rc = guest.wait()
+    if final is None or rc:
         failed += 1
         print("FAIL %s: no result from the guest (exit %d):\n     %s" % (
-            GUEST_PREFIX, out.returncode, "\n     ".join(lines[-15:])))
+            GUEST_PREFIX, rc, "\n     ".join(lines[-15:])))
     print("-- %s: %d passed, %d failed in %.0f s" % (GUEST_PREFIX, passed, failed, time.monotonic() - t0),
           flush=True)
     return passed, failed

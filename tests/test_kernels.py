@@ -216,37 +216,41 @@ def test_timewait_resets_by_kernel():
 def test_reset_to_closed_port_by_kernel():
     # 6.10+ traces the reset for a segment no socket takes (reason no_socket)
     # and names reset_no_listener; 6.1 does not trace it, so counts none.
-    srv = Server("--close-listener-on-usr2")
-    cs = Connscope(srv.pid)
-    os.kill(srv.pid, signal.SIGUSR2)
-    srv.wait_line("CLOSED")
-    r = client("127.0.0.1", srv.port, 25, hold=0.2, timeout=1.0)
-    eq(r["refused"], 25, "clients refused by the closed port")
-    time.sleep(0.6)
-    sent = settle(lambda: sum(cs.metrics().find("connscope_tcp_resets_sent_total").values()), what="resets")
-    verdict = cs.json("/api/v1/diagnosis")["verdict"]
-    if RESET_REASONS:
-        eq(sent, 25, "resets to the closed port")
-        eq(verdict, "reset_no_listener", "verdict")
-    else:
-        eq(sent, 0, "resets with no socket are not traced before 6.10")
-        check(verdict != "reset_no_listener", "reset_no_listener not named without its evidence")
-    cs.stop()
+    # A namespace of its own: the verdict reads namespace-wide TcpExt.
+    with Netns() as ns:
+        srv = Server("--close-listener-on-usr2", netns=ns)
+        cs = Connscope(srv.pid)
+        os.kill(srv.pid, signal.SIGUSR2)
+        srv.wait_line("CLOSED")
+        r = client("127.0.0.1", srv.port, 25, netns=ns, hold=0.2, timeout=1.0)
+        eq(r["refused"], 25, "clients refused by the closed port")
+        time.sleep(0.6)
+        sent = settle(lambda: sum(cs.metrics().find("connscope_tcp_resets_sent_total").values()),
+                      what="resets")
+        verdict = cs.json("/api/v1/diagnosis")["verdict"]
+        if RESET_REASONS:
+            eq(sent, 25, "resets to the closed port")
+            eq(verdict, "reset_no_listener", "verdict")
+        else:
+            eq(sent, 0, "resets with no socket are not traced before 6.10")
+            check(verdict != "reset_no_listener", "reset_no_listener not named without its evidence")
+        cs.stop()
 
 
 def test_reset_on_close_named_on_every_kernel():
     # Before 6.10 every traced reset is an active abort: the diagnosis counts
     # the not_specified ones as such, so reset_on_close is named there too.
-    srv = Server("--mode", "abort_on_data")
-    cs = Connscope(srv.pid)
-    client("127.0.0.1", srv.port, 30, send="unread", hold=1.0)
-    wait_until(lambda: srv.total("closed") == 30, 20, "server to close 30")
-    time.sleep(0.6)
-    d = cs.json("/api/v1/diagnosis")
-    eq(d["verdict"], "reset_on_close", "verdict")
-    ev = [c for c in d["causes"] if c["cause"] == "reset_on_close"][0]["evidence"]
-    eq(ev["resets_abort"], 30, "aborting resets in evidence")
-    cs.stop()
+    with Netns() as ns:
+        srv = Server("--mode", "abort_on_data", netns=ns)
+        cs = Connscope(srv.pid)
+        client("127.0.0.1", srv.port, 30, netns=ns, send="unread", hold=1.0)
+        wait_until(lambda: srv.total("closed") == 30, 20, "server to close 30")
+        time.sleep(0.6)
+        d = cs.json("/api/v1/diagnosis")
+        eq(d["verdict"], "reset_on_close", "verdict")
+        ev = [c for c in d["causes"] if c["cause"] == "reset_on_close"][0]["evidence"]
+        eq(ev["resets_abort"], 30, "aborting resets in evidence")
+        cs.stop()
 
 
 def test_target_exited_named():

@@ -78,7 +78,7 @@ static char failed_prog[PROG_NAME_LEN];
 
 static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list args)
 {
-	char line[256];
+	char line[256]; /* the start of the message, enough to name a program */
 	va_list copy;
 
 	va_copy(copy, args);
@@ -91,7 +91,8 @@ static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ar
 		return 0;
 	if (level == LIBBPF_INFO && !verbose_log)
 		return 0;
-	return fputs(line, stderr);
+	/* the whole message: a verifier log comes as one long string */
+	return vfprintf(stderr, fmt, args);
 }
 
 /* Refuses kernels older than the minimum with one line naming it. */

@@ -9,8 +9,11 @@ set -eu
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
-KPKG=${KPKG:-linux-image-6.1.0-56-cloud-amd64-unsigned}
 KDIR=$ROOT/build/kernel61
+# KPKG: the kernel package; default the newest Debian 12 cloud 6.1 build
+# (tested with linux-image-6.1.0-56-cloud-amd64-unsigned, 6.1.192)
+KPKG_PATTERN='^linux-image-6\.1\.0-[0-9]+-cloud-amd64-unsigned$'
+
 # Whole guest run, boot to poweroff; qemu is killed after it.
 GUEST_TIMEOUT=${GUEST_TIMEOUT:-900}
 GUEST_MEM=${GUEST_MEM:-2G}
@@ -28,8 +31,14 @@ file -L $BUSYBOX 2>/dev/null | grep -q 'statically linked' || BUSYBOX=/usr/bin/b
 [ -x $BUSYBOX ] || { say "static busybox missing (apt-get install busybox-static)"; exit 2; }
 
 # The kernel package, from Debian's archive, unpacked under build/.
+newest_kpkg() {
+	apt-cache search --names-only "$KPKG_PATTERN" | awk '{print $1}' | sort -V | tail -1
+}
 if ! ls "$KDIR"/root/boot/vmlinuz-* >/dev/null 2>&1; then
 	mkdir -p "$KDIR"
+	KPKG=${KPKG:-$(newest_kpkg)}
+	[ -n "$KPKG" ] || { apt-get update -qq; KPKG=$(newest_kpkg); }
+	[ -n "$KPKG" ] || { say "no $KPKG_PATTERN in the apt sources"; exit 2; }
 	say "fetching $KPKG"
 	(cd "$KDIR" && { apt-get download "$KPKG" 2>/dev/null ||
 		{ apt-get update -qq && apt-get download "$KPKG"; }; })
@@ -56,7 +65,7 @@ mkdir -p "$WORK/initrd/bin" "$WORK/initrd/lib/modules" "$WORK/initrd/newroot"
 cp $BUSYBOX "$WORK/initrd/bin/busybox"
 for m in $BOOT_MODULES; do
 	f=$(find "$MODDIR" -name "$m.ko*" | head -1)
-	[ -n "$f" ] || { say "module $m not in $KPKG"; exit 2; }
+	[ -n "$f" ] || { say "module $m not in $MODDIR"; exit 2; }
 	cp "$f" "$WORK/initrd/lib/modules/"
 done
 cat > "$WORK/initrd/init" <<INIT

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: MIT
 # connscope build: BPF object -> skeleton -> daemon; the load client and the
 # demo server need only a C compiler. `make deps` installs what the build and
-# tests need; `make test` runs every test.
+# tests need; `make test` runs every test, on this kernel and in a 6.1 guest.
 
 OUT := build
 CLANG ?= clang
@@ -15,7 +15,8 @@ ARCH := $(shell uname -m | sed 's/x86_64/x86/;s/aarch64/arm64/;s/ppc64le/powerpc
 VMLINUX_H := bpf/vmlinux/$(ARCH)/vmlinux.h
 
 DEB_PACKAGES := clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev libmicrohttpd-dev \
-	libcjson-dev nettle-dev pkg-config iproute2 curl python3 prometheus
+	libcjson-dev nettle-dev pkg-config iproute2 curl python3 prometheus \
+	qemu-system-x86 busybox-static kmod file
 
 CFLAGS ?= -O2 -g
 WARN := -Wall -Wextra -Werror
@@ -57,7 +58,7 @@ endif
 
 .DELETE_ON_ERROR:
 .SECONDARY: $(OUT)/connscope.bpf.o $(OUT)/connscope.skel.h
-.PHONY: all deps test clean demo bench bench-quick unit
+.PHONY: all deps test test-kernels clean demo bench bench-quick unit
 
 all: $(OUT)/connscope $(OUT)/connscope-load $(OUT)/connscope-demo-server
 
@@ -129,6 +130,12 @@ unit: $(OUT)/unit-tests
 test: deps
 	$(Q)$(MAKE) --no-print-directory all $(OUT)/connscope-san $(OUT)/unit-tests
 	$(Q)python3 tests/harness/run.py
+
+# Only the tests inside the Debian 12 (Linux 6.1) guest, same build
+# (tests/kernels/; make test runs them too).
+test-kernels: deps
+	$(Q)$(MAKE) --no-print-directory all $(OUT)/connscope-san
+	$(Q)python3 tests/harness/run.py guest61
 
 bench: deps all
 	$(Q)python3 scripts/bench.py

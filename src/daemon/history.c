@@ -98,12 +98,17 @@ static const char *const abort_reasons[] = {
 	"tcp_abort_on_close", "tcp_abort_on_data", "tcp_abort_on_linger",
 	"tcp_disconnect_with_data", NULL,
 };
+/* Before 6.10 the kernel names no reason (every reset reads not_specified)
+ * and traces resets only from tcp_send_active_reset: aborts of the
+ * application's own connections (close with unread data, SO_LINGER 0). */
+static const char *const abort_reasons_before_6_10[] = { "not_specified", NULL };
 static const char *const no_socket_reasons[] = { "no_socket", NULL };
 static const char *const memory_reasons[] = { "tcp_abort_on_memory", NULL };
 
 void history_point(const struct cs_snapshot *prev, const struct cs_snapshot *cur,
 		   struct cs_point *p)
 {
+	const char *const *aborts;
 	uint64_t cbq = 0, pcbq = 0;
 
 	memset(p, 0, sizeof(*p));
@@ -119,7 +124,8 @@ void history_point(const struct cs_snapshot *prev, const struct cs_snapshot *cur
 	p->listen_drops = delta(snapshot_listen_drops(cur), snapshot_listen_drops(prev));
 	p->resets_sent = delta(snapshot_resets_sent(cur), snapshot_resets_sent(prev));
 	p->resets_received = delta(cur->counters[CS_CNT_RESETS_RECEIVED], prev->counters[CS_CNT_RESETS_RECEIVED]);
-	p->resets_abort = delta(resets_named(cur, abort_reasons), resets_named(prev, abort_reasons));
+	aborts = names_rst_reason_index("tcp_abort_on_close") < 0 ? abort_reasons_before_6_10 : abort_reasons;
+	p->resets_abort = delta(resets_named(cur, aborts), resets_named(prev, aborts));
 	p->resets_no_socket = delta(resets_named(cur, no_socket_reasons), resets_named(prev, no_socket_reasons));
 	p->resets_memory = delta(resets_named(cur, memory_reasons), resets_named(prev, memory_reasons));
 	for (int i = 0; i < cur->n_ports; i++)

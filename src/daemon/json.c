@@ -40,6 +40,25 @@ static void add_hist(cJSON *parent, const char *name, const struct cs_hist *h)
 	}
 }
 
+/* probes: each tracepoint and whether it runs on this kernel;
+ * sources: whether each last read worked. */
+static void add_coverage(cJSON *root, const struct cs_snapshot *s)
+{
+	cJSON *arr = cJSON_AddArrayToObject(root, "probes"), *o;
+
+	for (int i = 0; i < s->n_probes; i++) {
+		o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "probe", s->probes[i].name);
+		cJSON_AddStringToObject(o, "state", snapshot_probe_state_name(s->probes[i].state));
+		if (s->probes[i].why[0])
+			cJSON_AddStringToObject(o, "why", s->probes[i].why);
+		cJSON_AddItemToArray(arr, o);
+	}
+	o = cJSON_AddObjectToObject(root, "sources_up");
+	for (int i = 0; i < CS_SRC_MAX; i++)
+		cJSON_AddBoolToObject(o, snapshot_source_name(i), s->source_up[i]);
+}
+
 char *json_snapshot(const struct cs_snapshot *s)
 {
 	cJSON *root = cJSON_CreateObject(), *t, *arr, *o;
@@ -119,6 +138,7 @@ char *json_snapshot(const struct cs_snapshot *s)
 	cJSON_AddNumberToObject(o, "conn_table_full", (double)s->counters[CS_CNT_CONNS_TABLE_FULL]);
 	cJSON_AddNumberToObject(o, "targets_full", (double)s->counters[CS_CNT_TARGETS_FULL]);
 	cJSON_AddNumberToObject(root, "events_sampled_total", (double)s->counters[CS_CNT_EVENTS_SAMPLED]);
+	add_coverage(root, s);
 	return finish(root);
 }
 

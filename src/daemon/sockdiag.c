@@ -130,21 +130,29 @@ static void parse_listener(const struct nlmsghdr *h, struct cs_listener *l)
 	}
 }
 
-int sockdiag_parse(const void *buf, size_t len, uint32_t seq, struct cs_listener *out, int max,
-		   int *n)
+int sockdiag_parse_reply(const void *buf, size_t len, uint32_t seq, struct cs_listener *out,
+			 int max, int *n)
 {
 	const struct nlmsghdr *h = buf;
+	/* signed: NLMSG_NEXT subtracts the aligned length, which can pass 0 */
+	ssize_t rem = len;
 
-	for (; NLMSG_OK(h, len); h = NLMSG_NEXT(h, len)) {
+	for (; NLMSG_OK(h, rem); h = NLMSG_NEXT(h, rem)) {
 		if (h->nlmsg_seq != seq)
 			continue;
+		/* a dump that failed ends in DONE carrying the error: -ENOENT
+		 * when no tcp_diag handler could be loaded */
 		if (h->nlmsg_type == NLMSG_DONE)
-			return 1;
+			return NLMSG_PAYLOAD(h, 0) >= sizeof(int) && *(const int *)NLMSG_DATA(h) < 0 ?
+			       *(const int *)NLMSG_DATA(h) : 1;
 		if (h->nlmsg_type == NLMSG_ERROR) {
 			const struct nlmsgerr *e = NLMSG_DATA(h);
 
-			return e->error ? e->error : -EIO;
+			if (h->nlmsg_len < NLMSG_LENGTH(sizeof(*e)))
+				return -EIO;
+			return e->error < 0 ? e->error : -EIO;
 		}
+		/* a message shorter than its header says would be read past its end */
 		if (h->nlmsg_type == SOCK_DIAG_BY_FAMILY && *n < max &&
 		    h->nlmsg_len >= NLMSG_LENGTH(sizeof(struct inet_diag_msg)))
 			parse_listener(h, &out[(*n)++]);
@@ -184,7 +192,7 @@ static int dump_family(struct sockdiag *sd, int family, struct cs_listener *out,
 				continue;
 			return -errno;
 		}
-		int done = sockdiag_parse(buf, len, sd->seq, out, max, &n);
+		int done = sockdiag_parse_reply(buf, len, sd->seq, out, max, &n);
 
 		if (done < 0)
 			return done;

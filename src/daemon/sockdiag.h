@@ -20,6 +20,6 @@ int sockdiag_listeners(struct sockdiag *sd, struct cs_listener *out, int max);
 /* Parses one read of a sock_diag dump reply (messages of sequence seq) into
  * out[*n..max), advancing *n. Returns 1 at the end of the dump, 0 when more
  * is to come, or the kernel's -errno. */
-int sockdiag_parse(const void *buf, size_t len, uint32_t seq, struct cs_listener *out, int max,
-		   int *n);
+int sockdiag_parse_reply(const void *buf, size_t len, uint32_t seq, struct cs_listener *out,
+			 int max, int *n);
 #endif

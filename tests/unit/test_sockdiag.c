@@ -36,7 +36,7 @@ UNIT_TEST(test_ipv4_listener_full_queue_with_drops)
 	int n = 0;
 
 	CHECK(len > 0);
-	CHECK(sockdiag_parse(buf, len, CAPTURE_SEQ, l, 4, &n) == 1);
+	CHECK(sockdiag_parse_reply(buf, len, CAPTURE_SEQ, l, 4, &n) == 1);
 	CHECK(n == 1);
 	CHECK(!strcmp(l[0].label, "127.0.0.1:18080") && l[0].port == 18080 && l[0].family == AF_INET);
 	CHECK(l[0].queue_len == 3 && l[0].queue_limit == 2 && l[0].drops == 6);
@@ -50,7 +50,7 @@ UNIT_TEST(test_ipv6_listener)
 	size_t len = load("sockdiag_v6.bin", buf, sizeof(buf));
 	int n = 0;
 
-	CHECK(sockdiag_parse(buf, len, CAPTURE_SEQ, l, 4, &n) == 1);
+	CHECK(sockdiag_parse_reply(buf, len, CAPTURE_SEQ, l, 4, &n) == 1);
 	CHECK(n == 1 && !strcmp(l[0].label, "[::1]:18443") && l[0].family == AF_INET6);
 	CHECK(l[0].queue_len == 1 && l[0].queue_limit == 16 && l[0].drops == 0);
 }
@@ -63,9 +63,9 @@ UNIT_TEST(test_other_sequence_full_array_truncated)
 	size_t len = load("sockdiag_v4.bin", buf, sizeof(buf));
 	int n = 0;
 
-	CHECK(sockdiag_parse(buf, len, CAPTURE_SEQ + 1, l, 1, &n) == 0 && n == 0);
+	CHECK(sockdiag_parse_reply(buf, len, CAPTURE_SEQ + 1, l, 1, &n) == 0 && n == 0);
 	n = 1;
-	CHECK(sockdiag_parse(buf, len, CAPTURE_SEQ, l, 1, &n) == 1 && n == 1);
+	CHECK(sockdiag_parse_reply(buf, len, CAPTURE_SEQ, l, 1, &n) == 1 && n == 1);
 	n = 0;
-	CHECK(sockdiag_parse(buf, 40, CAPTURE_SEQ, l, 1, &n) == 0 && n == 0);
+	CHECK(sockdiag_parse_reply(buf, 40, CAPTURE_SEQ, l, 1, &n) == 0 && n == 0);
 }

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""Issue 4: the diagnosis names the cause each scenario sets up, from the
+"""The diagnosis names the cause each scenario sets up, from the
 kernel's numbers, with evidence equal to the ground truth; history, events,
 the post-mortem and detaching."""
 import os, signal, time

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
 #include "probes.h"
@@ -52,6 +53,7 @@ struct collector {
 	} follow;
 	int pids[CS_TARGETS_MAX];          /* the live targets, per collect */
 	struct fd_peak { int pid; long peak; } peaks[CS_TARGETS_MAX]; /* last tick's, by PID */
+	bool source_said[CS_SRC_MAX]; /* its failure is on stderr already */
 	double started;
 };
 
@@ -61,6 +63,20 @@ static int64_t unix_ms_now(void)
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The target's age and the kernel release, for the live page's header. */
+static void target_uptime(struct collector *c, struct cs_snapshot *s)
+{
+	struct timespec boot;
+	struct utsname u;
+
+	/* /proc/PID/stat starttime counts clock ticks since boot */
+	if (!clock_gettime(CLOCK_BOOTTIME, &boot))
+		s->target_uptime_s = boot.tv_sec + boot.tv_nsec / 1e9 -
+				     (double)c->start_time / sysconf(_SC_CLK_TCK);
+	if (!s->kernel[0] && !uname(&u))
+		snprintf(s->kernel, sizeof(s->kernel), "%s", u.release);
 }
 
 static bool inode_set_has(const struct inode_set *s, uint64_t ino)
@@ -204,14 +220,44 @@ static int cmp_int(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+/* Records whether a source's read worked. A failure is said once on stderr
+ * (again only after the source came back and failed anew), with what reads 0
+ * because of it; connscope_source_up says it on every scrape. */
+static void source_result(struct collector *c, struct cs_snapshot *s, enum cs_source src, int err)
+{
+	static const char *const what[CS_SRC_MAX] = {
+		[CS_SRC_SOCK_DIAG] = "listener queues, limits and drops",
+		[CS_SRC_PROCFS] = "open fds, limits, threads and memory",
+		[CS_SRC_TCP_EXT] = "the namespace's TcpExt counters",
+		[CS_SRC_BPF] = "the probes' counters",
+	};
+	const char *hint = "";
+
+	s->source_up[src] = !err;
+	if (!err) {
+		c->source_said[src] = false;
+		return;
+	}
+	if (c->source_said[src])
+		return;
+	c->source_said[src] = true;
+	/* inet_diag answers ENOENT when it has no handler for TCP and the
+	 * kernel could not load one */
+	if (src == CS_SRC_SOCK_DIAG && (err == -ENOENT || err == -EPROTONOSUPPORT))
+		hint = " (the tcp_diag/inet_diag modules are missing and cannot be loaded: modprobe tcp_diag)";
+	errmsg(err, "%s source failed: %s%s; %s read 0 (connscope_source_up{source=\"%s\"} 0)",
+	       snapshot_source_name(src), strerror(-err), hint, what[src], snapshot_source_name(src));
+}
+
 /* Reads every target process into s->procs (sorted by PID). A process's
  * fd_peak is its own: one peak over processes with different limits once
  * showed a peak above the hard limit of the process it was shown with. The
- * top-level fd fields are the process nearest its soft limit. */
-static void read_processes(struct collector *c, struct cs_snapshot *s, int *pids, int npids)
+ * top-level fd fields are the process nearest its soft limit. 0 if at
+ * least one target process was read; else the first error. */
+static int read_processes(struct collector *c, struct cs_snapshot *s, int *pids, int npids)
 {
 	double worst = -1;
-	int prev = 0, nprev = s->n_procs;
+	int prev = 0, nprev = s->n_procs, err = -ENOENT, read = 0;
 
 	for (int i = 0; i < nprev; i++) {
 		c->peaks[i].pid = s->procs[i].pid;
@@ -226,17 +272,22 @@ static void read_processes(struct collector *c, struct cs_snapshot *s, int *pids
 		long peak = 0;
 		struct cs_proc pr;
 		double ratio;
+		int e;
 
 		/* the last tick's peaks are sorted by PID too: walk them alongside */
 		while (prev < nprev && c->peaks[prev].pid < pids[i])
 			prev++;
 		if (prev < nprev && c->peaks[prev].pid == pids[i])
 			peak = c->peaks[prev].peak;
-		if (procfs_read_process(pids[i], &pr)) {
+		e = procfs_read_process(pids[i], &pr);
+		if (e) {
+			if (e != -ENOENT) /* gone between listing and reading: no failure */
+				err = e;
 			if (kill(pids[i], 0) == 0)
 				c->procs_not_read++;
 			continue;
 		}
+		read++;
 		pi->pid = pids[i];
 		memcpy(pi->comm, pr.comm, sizeof(pi->comm));
 		pi->open_fds = pr.open_fds;
@@ -261,6 +312,7 @@ static void read_processes(struct collector *c, struct cs_snapshot *s, int *pids
 		}
 	}
 	s->procs_not_read = c->procs_not_read;
+	return read ? 0 : err;
 }
 
 /* Keeps the target processes that live: not zombies (their fds and memory
@@ -286,6 +338,8 @@ static void collect(struct collector *c)
 
 	s->seq = ++c->seq;
 	s->unix_ms = unix_ms_now();
+	if (!c->exited)
+		target_uptime(c, s);
 	s->started_mono_s = c->started;
 	s->pid = c->pid;
 	s->restarts = c->restarts;
@@ -298,15 +352,18 @@ static void collect(struct collector *c)
 	/* Once the target is gone, /proc and sock_diag keep their last numbers. */
 	if (s->target_up) {
 		s->processes = npids;
-		read_processes(c, s, pids, npids);
-		s->have_tcp_ext = !procfs_read_tcp_ext(pids[0], s->tcp_ext);
+		source_result(c, s, CS_SRC_PROCFS, read_processes(c, s, pids, npids));
+		n = procfs_read_tcp_ext(pids[0], s->tcp_ext);
+		s->have_tcp_ext = !n;
+		source_result(c, s, CS_SRC_TCP_EXT, n);
 		n = sockdiag_listeners(c->sockdiag, s->listeners, CS_LISTENERS_MAX);
+		source_result(c, s, CS_SRC_SOCK_DIAG, n < 0 ? n : 0);
 		s->n_listeners = n < 0 ? 0 : n;
 		filter_listeners(c, s, pids, npids);
 	} else {
 		s->processes = 0;
 	}
-	probes_read(c->probes, s);
+	source_result(c, s, CS_SRC_BPF, probes_read(c->probes, s));
 	label_ports(c, s);
 	s->mono_s = mono_now();
 	s->collect_seconds = s->mono_s - t0;

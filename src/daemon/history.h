@@ -10,6 +10,22 @@
 /* 15 minutes of one-second ticks. */
 #define CS_HISTORY_POINTS 900
 
+/* Listeners kept per point, the first ones sock_diag lists; more than a
+ * server has, and 900 points of them stay under 1 MB. */
+#define CS_POINT_LISTENERS 8
+
+/* One listener over one interval, as the live page charts it. */
+struct cs_point_listener {
+	char label[CS_LABEL_LEN];
+	uint16_t port;
+	uint32_t queue_len, queue_limit;
+	uint64_t drops;          /* sk_drops delta (packets: SYNs and ACKs) */
+	uint64_t accepts;        /* of its port */
+	long open;               /* accepted and not closed, at the end */
+	/* of this interval's accepts, from the log2 slots; 0 without any */
+	double accept_wait_p50_s, accept_wait_p99_s;
+};
+
 struct cs_point {
 	int64_t unix_ms;
 	double seconds;          /* length of the interval this point covers */
@@ -31,6 +47,8 @@ struct cs_point {
 	/* levels at the end of the interval */
 	long open_fds;
 	long fd_soft;
+	int n_listeners;
+	struct cs_point_listener listeners[CS_POINT_LISTENERS];
 	uint32_t queue_len;      /* of the listener nearest its limit */
 	uint32_t queue_limit;
 	bool queue_full;         /* some listener at or past its limit */

@@ -23,7 +23,8 @@ bool probes_has_port(struct probes *p, uint16_t port);
 /* Drops targets whose process is gone; fills out[0..max) with the live ones
  * and returns their count. */
 int probes_targets(struct probes *p, int *out, int max);
-/* Reads every counter map into s (accepts, errors, resets, ports, counters). */
+/* Reads every counter map into s (accepts, errors, resets, ports, counters)
+ * and the state of each probe. 0, or -errno if a map could not be read. */
 int probes_read(struct probes *p, struct cs_snapshot *s);
 /* Delivers pending ring-buffer events; waits up to timeout_ms. */
 int probes_poll(struct probes *p, int timeout_ms);

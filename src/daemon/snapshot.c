@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* Sums over a snapshot that the renderers and the diagnosis share. */
 #include "snapshot.h"
+#include <stddef.h>
 
 uint64_t snapshot_listen_drops(const struct cs_snapshot *s)
 {
@@ -44,4 +45,37 @@ uint64_t snapshot_accept_errors(const struct cs_snapshot *s, int err)
 			n += e->count;
 	}
 	return n;
+}
+
+const struct cs_port *snapshot_port(const struct cs_snapshot *s, uint16_t port)
+{
+	for (int i = 0; i < s->n_ports; i++)
+		if (s->ports[i].port == port)
+			return &s->ports[i];
+	return NULL;
+}
+
+const char *snapshot_source_name(enum cs_source src)
+{
+	static const char *const names[CS_SRC_MAX] = {
+		[CS_SRC_SOCK_DIAG] = "sock_diag",
+		[CS_SRC_PROCFS] = "procfs",
+		[CS_SRC_TCP_EXT] = "tcp_ext",
+		[CS_SRC_BPF] = "bpf",
+	};
+
+	return (unsigned)src < CS_SRC_MAX ? names[src] : "unknown";
+}
+
+const char *snapshot_probe_state_name(enum cs_probe_state state)
+{
+	switch (state) {
+	case CS_PROBE_ACTIVE:
+		return "active";
+	case CS_PROBE_REDUCED:
+		return "reduced";
+	case CS_PROBE_UNAVAILABLE:
+		return "unavailable";
+	}
+	return "unknown";
 }

@@ -325,24 +325,6 @@ def fd_link_ids(pid):
     return out
 
 
-def tree_link_ids(root):
-    """IDs of the BPF links held by root and its descendants now."""
-    kids = {}
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                with open("/proc/%s/stat" % d) as f:
-                    kids.setdefault(int(f.read().rsplit(")", 1)[1].split()[1]), []).append(int(d))
-            except (OSError, IndexError, ValueError):
-                pass
-    out, todo = set(), [root]
-    while todo:
-        p = todo.pop()
-        out |= fd_link_ids(p)
-        todo += kids.get(p, [])
-    return out
-
-
 def bpf_link_ids():
     out = subprocess.run(["bpftool", "-j", "link", "list"], capture_output=True, text=True, check=True)
     return {l["id"] for l in json.loads(out.stdout or "[]")}

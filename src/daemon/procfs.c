@@ -182,10 +182,27 @@ int procfs_ppid(int pid)
 
 bool procfs_alive(int pid)
 {
-	char buf[1024], *p;
+	char path[64], line[256], state = 0;
+	long threads = 0;
+	FILE *f;
 
-	/* a zombie has closed its fds and freed its memory: nothing to read */
-	return !read_stat_tail(pid, buf, sizeof(buf), &p) && *p != 'Z' && *p != 'X';
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	while (fgets(line, sizeof(line), f)) {
+		if (!strncmp(line, "State:", 6))
+			sscanf(line + 6, " %c", &state);
+		else if (!strncmp(line, "Threads:", 8))
+			threads = atol(line + 8);
+	}
+	fclose(f);
+	/* A zombie process has closed its fds and freed its memory: nothing to
+	 * read. A zombie leader whose other threads still run (its main thread
+	 * called pthread_exit) is a live process: Threads counts them. */
+	if (state == 'Z' || state == 'X')
+		return threads > 1;
+	return state != 0;
 }
 
 int procfs_comm(int pid, char *buf, size_t len)

@@ -28,7 +28,8 @@ int procfs_tgid(int pid);
 int procfs_start_time(int pid, uint64_t *out);
 /* Parent of PID, -1 if it cannot be read. */
 int procfs_ppid(int pid);
-/* PID exists and is not a zombie (whose fds and memory are gone). */
+/* PID exists and is not a zombie (whose fds and memory are gone); a zombie
+ * leader with threads still running counts as alive. */
 bool procfs_alive(int pid);
 /* /proc/PID/comm without its newline. 0 or -errno. */
 int procfs_comm(int pid, char *buf, size_t len);

@@ -16,6 +16,7 @@ VMLINUX_H := bpf/vmlinux/$(ARCH)/vmlinux.h
 
 DEB_PACKAGES := clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev libmicrohttpd-dev \
 	libcjson-dev nettle-dev pkg-config iproute2 curl python3 prometheus
+DEB_PACKAGES += libseccomp-dev libgnutls28-dev libyaml-dev libcrypt-dev openssl util-linux
 
 CFLAGS ?= -O2 -g
 WARN := -Wall -Wextra -Werror
@@ -27,7 +28,7 @@ SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recove
 # Each program's sources, and the libraries it alone links.
 DAEMON_SRCS := $(wildcard src/daemon/*.c) src/common/netutil.c src/common/sbuf.c src/common/args.c \
 	src/common/errmsg.c
-DAEMON_LIBS := -lbpf -lelf -lz -lmicrohttpd -lcjson -lpthread -lm
+DAEMON_LIBS := -lbpf -lelf -lz -lmicrohttpd -lcjson -lpthread -lm -lgnutls -lyaml -lcrypt -lseccomp
 LOAD_SRCS := $(wildcard src/load/*.c) src/common/netutil.c src/common/ws.c src/common/stomp.c \
 	src/common/args.c src/common/errmsg.c
 LOAD_LIBS := -lnettle -lm

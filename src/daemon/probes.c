@@ -106,11 +106,7 @@ int probes_new(uint32_t netns_ino, bool verbose, probes_event_fn fn, void *arg, 
 			"(needs a kernel built with CONFIG_DEBUG_INFO_BTF=y)\n");
 		return -ENOTSUP;
 	}
-	if (geteuid() != 0) {
-		fprintf(stderr, "connscope: loading BPF programs needs root or CAP_BPF+CAP_PERFMON "
-			"(run with sudo)\n");
-		return -EPERM;
-	}
+	/* main() checked the capabilities this needs (privs_check_attach), not the uid */
 	err = ensure_tracefs();
 	if (err)
 		return err;

@@ -40,19 +40,21 @@ static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ar
 	return vfprintf(stderr, fmt, args);
 }
 
-/* Syscall tracepoints need tracefs; it is not always mounted. */
+/* Syscall tracepoints need tracefs; it is not always mounted. eaccess(), not
+ * access(): a non-root run with CAP_DAC_READ_SEARCH can read the 0700 tracefs,
+ * and access() checks the real uid without capabilities. */
 static int ensure_tracefs(void)
 {
-	if (access(SYSCALL_EVENTS, F_OK) == 0)
+	if (eaccess(SYSCALL_EVENTS, F_OK) == 0)
 		return 0;
-	if (access("/sys/kernel/debug/tracing/events/syscalls", F_OK) == 0)
+	if (eaccess("/sys/kernel/debug/tracing/events/syscalls", F_OK) == 0)
 		return 0;
 	if (mount("tracefs", TRACEFS, "tracefs", 0, NULL) && errno != EBUSY) {
 		fprintf(stderr, "connscope: cannot mount tracefs at %s: %s "
 			"(mount it: mount -t tracefs nodev %s)\n", TRACEFS, strerror(errno), TRACEFS);
 		return -errno;
 	}
-	if (access(SYSCALL_EVENTS, F_OK)) {
+	if (eaccess(SYSCALL_EVENTS, F_OK)) {
 		fprintf(stderr, "connscope: kernel has no syscall tracepoints (%s missing; "
 			"needs CONFIG_FTRACE_SYSCALLS)\n", SYSCALL_EVENTS);
 		return -ENOTSUP;
@@ -74,7 +76,7 @@ static void skip_missing_syscalls(struct connscope_bpf *skel)
 		if (strncmp(sec, prefix, strlen(prefix)))
 			continue;
 		snprintf(path, sizeof(path), SYSCALL_EVENTS "/%s", sec + strlen(prefix));
-		if (access(path, F_OK)) {
+		if (eaccess(path, F_OK)) {
 			if (verbose_log)
 				fprintf(stderr, "connscope: no tracepoint %s, not watched\n", path);
 			bpf_program__set_autoload(prog, false);
@@ -101,7 +103,7 @@ int probes_new(uint32_t netns_ino, bool verbose, probes_event_fn fn, void *arg, 
 
 	verbose_log = verbose;
 	libbpf_set_print(libbpf_log);
-	if (access("/sys/kernel/btf/vmlinux", R_OK)) {
+	if (eaccess("/sys/kernel/btf/vmlinux", R_OK)) {
 		fprintf(stderr, "connscope: no kernel BTF at /sys/kernel/btf/vmlinux "
 			"(needs a kernel built with CONFIG_DEBUG_INFO_BTF=y)\n");
 		return -ENOTSUP;
@@ -240,7 +242,7 @@ int probes_targets(struct probes *p, int *out, int max)
 		key = next;
 		prev = &key;
 		snprintf(path, sizeof(path), "/proc/%u", key);
-		if (access(path, F_OK)) {
+		if (eaccess(path, F_OK)) {
 			if (ndead < 64)
 				dead[ndead++] = key;
 		} else if (n < max) {

@@ -103,8 +103,17 @@ static int parse_tls(const char *cfg, yaml_document_t *doc, yaml_node_t *map, st
 		const char *k = scalar(doc, yaml_document_get_node(doc, p->key));
 		const char *v = scalar(doc, yaml_document_get_node(doc, p->value));
 
-		if (!k || !v)
-			return bad(cfg, "tls_server_config: expected key: value, got", k);
+		static const char *const known[] = { "cert_file", "key_file", "client_ca_file",
+						     "client_auth_type", "min_version",
+						     "prefer_server_cipher_suites" };
+		size_t j;
+
+		for (j = 0; k && j < sizeof(known) / sizeof(known[0]) && strcmp(k, known[j]); j++)
+			;
+		if (!k || j == sizeof(known) / sizeof(known[0]))
+			return bad(cfg, "tls_server_config: unsupported key", k ? k : "(not a scalar)");
+		if (!v)
+			return bad(cfg, "tls_server_config: expected a string for", k);
 		if (!strcmp(k, "cert_file"))
 			cert = v;
 		else if (!strcmp(k, "key_file"))
@@ -115,8 +124,7 @@ static int parse_tls(const char *cfg, yaml_document_t *doc, yaml_node_t *map, st
 			auth = v;
 		else if (!strcmp(k, "min_version"))
 			minv = v;
-		else if (strcmp(k, "prefer_server_cipher_suites")) /* GnuTLS always prefers ours */
-			return bad(cfg, "tls_server_config: unsupported key", k);
+		/* prefer_server_cipher_suites: GnuTLS's NORMAL priorities already prefer ours */
 	}
 	if (!cert || !key)
 		return bad(cfg, "tls_server_config needs cert_file and key_file", NULL);

@@ -78,10 +78,18 @@ int privs_resolve_user(struct privs_opts *opts)
 	return 0;
 }
 
+static void add_missing(char *buf, size_t cap, size_t *n, const struct need *c)
+{
+	int w = snprintf(buf + *n, cap - *n, "%s%s (%s)", *n ? ", " : "", c->name, c->why);
+
+	if (w > 0)
+		*n = *n + w < cap ? *n + w : cap - 1;
+}
+
 int privs_check_attach(int pid, const struct privs_opts *opts)
 {
 	struct __user_cap_data_struct data[2];
-	char missing[256] = "";
+	char missing[1024] = "";
 	size_t i, n = 0;
 	struct stat st;
 	char path[64];
@@ -101,21 +109,17 @@ int privs_check_attach(int pid, const struct privs_opts *opts)
 		if (has_cap(data, c->cap) || (!other_user && (c->cap == CAP_SYS_PTRACE ||
 							     c->cap == CAP_DAC_READ_SEARCH)))
 			continue;
-		fprintf(stderr, "connscope: missing capability %s, needed for %s\n", c->name, c->why);
-		n += snprintf(missing + n, sizeof(missing) - n, "%s%s", n ? "," : "", c->name + 4);
+		add_missing(missing, sizeof(missing), &n, c);
 	}
-	for (i = 0; opts->user && i < sizeof(user_caps) / sizeof(user_caps[0]); i++) {
-		if (has_cap(data, user_caps[i].cap))
-			continue;
-		fprintf(stderr, "connscope: missing capability %s, needed for %s\n", user_caps[i].name,
-			user_caps[i].why);
-		n += snprintf(missing + n, sizeof(missing) - n, "%s%s", n ? "," : "", user_caps[i].name + 4);
-	}
+	for (i = 0; opts->user && i < sizeof(user_caps) / sizeof(user_caps[0]); i++)
+		if (!has_cap(data, user_caps[i].cap))
+			add_missing(missing, sizeof(missing), &n, &user_caps[i]);
 	if (!n)
 		return 0;
-	fprintf(stderr, "connscope: run as root, or grant the missing ones "
-		"(setpriv --inh-caps +%s --ambient-caps +%s, or AmbientCapabilities= in systemd)\n",
-		missing, missing);
+	/* one line, every missing capability named with what needs it */
+	fprintf(stderr, "connscope: attaching needs root or capabilities; missing %s "
+		"(grant them with setpriv --ambient-caps or systemd AmbientCapabilities=; "
+		"README: Security)\n", missing);
 	return -EPERM;
 }
 

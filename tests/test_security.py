@@ -8,7 +8,8 @@ wrong CA, password, client certificate); a non-root run with exactly the
 README's capabilities counts what a root run counts, then holds only the
 steady-state ones under no_new_privs and seccomp; SIGHUP prints the
 post-mortem; SIGKILL leaves no BPF link of the daemon's programs."""
-import ctypes, ctypes.util, errno, json, os, re, select, signal, socket, subprocess, tempfile, time
+import ctypes, ctypes.util, json, os, re, select, signal, socket, subprocess, tempfile, time
+import urllib.parse, urllib.request
 from lib import (CONNSCOPE, Connscope, Netns, Proc, Server, check, client, eq, free_port, pinned,
                  wait_until)
 
@@ -418,3 +419,48 @@ def test_web_config_errors_and_exposure_warning():
         check("beyond loopback without TLS or auth" in warn[0], warn[0])
         p.kill(signal.SIGINT)
         srv2.kill()
+
+
+def prom_query(base, expr):
+    url = base + "/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+    with urllib.request.urlopen(url, timeout=10) as r:
+        body = json.load(r)
+    eq(body["status"], "success", "query status for " + expr)
+    return {x["metric"].get("job", ""): float(x["value"][1]) for x in body["data"]["result"]}
+
+
+def test_prometheus_scrapes_over_tls_with_basic_auth():
+    srv = Server()
+    with tempfile.TemporaryDirectory() as d:
+        make_pki(d)
+        with open(os.path.join(d, "web.yml"), "w") as f:
+            f.write("tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n"
+                    "basic_auth_users:\n  prometheus: %s\n" % bcrypt("scrape-pw"))
+        cs = tls_connscope(srv.pid, os.path.join(d, "web.yml"))
+        port = free_port()
+        job = ("  - job_name: %s\n    scheme: https\n    tls_config: {ca_file: %s}\n"
+               "    basic_auth: {username: prometheus, password: %s}\n"
+               "    static_configs: [{targets: ['127.0.0.1:%d']}]\n")
+        with open(os.path.join(d, "prometheus.yml"), "w") as f:
+            f.write("global: {scrape_interval: 1s}\nscrape_configs:\n" +
+                    job % ("connscope", os.path.join(d, "ca.crt"), "scrape-pw", cs.port) +
+                    job % ("wrong_password", os.path.join(d, "ca.crt"), "nope", cs.port))
+        prom = Proc(["prometheus", "--config.file", os.path.join(d, "prometheus.yml"),
+                     "--storage.tsdb.path", os.path.join(d, "data"), "--web.listen-address",
+                     "127.0.0.1:%d" % port])
+        base = "http://127.0.0.1:%d" % port
+        def scraped():
+            try:
+                return len(prom_query(base, "up")) == 2
+            except OSError:
+                return False  # not listening yet
+        wait_until(scraped, 60, "both jobs scraped")
+        eq(prom_query(base, "up"), {"connscope": 1.0, "wrong_password": 0.0}, "up per job")
+        eq(prom_query(base, "connscope_target_up"), {"connscope": 1.0}, "connscope's own metric over TLS")
+        with urllib.request.urlopen(base + "/api/v1/targets", timeout=10) as r:
+            targets = json.load(r)["data"]["activeTargets"]
+        err = [t["lastError"] for t in targets if t["labels"]["job"] == "wrong_password"][0]
+        check("401" in err, "the wrong password's scrape error: %r" % err)
+        prom.kill(signal.SIGTERM)
+        cs.stop()
+

@@ -109,13 +109,14 @@ def test_scraper_answered_during_idle_and_slowloris_floods():
     t0 = time.monotonic()
     while time.monotonic() - t0 < DEADLINE_S - 1:
         lat += scrape(cs.port, 0.5, "1,000 idle + 950 slowloris")
-        peak = max(peak, established(cs.port, "127.0.1.") + established(cs.port, "127.0.2."))
+        peak = max(peak, len(os.listdir("/proc/%d/fd" % cs.pid)))
         for s in slow:
             try:
                 s.send(b"X")
             except OSError:
                 pass
-    check(peak >= 1900, "flood connections open at once: %d" % peak)
+    # select() mode could not go past fd 1023; epoll must
+    check(peak > 1024, "the daemon's open fds during the flood: %d" % peak)
     check(len(lat) >= 10, "scrapes made during the flood")
     # the request deadline, not the idle timeout, closes every one of them
     closed = sum(closed_within(s, IDLE_S - DEADLINE_S - 1) for s in slow + idle)
@@ -216,12 +217,13 @@ def test_json_errors_are_valid_utf8():
 
 def test_sighup_prints_postmortem_and_detaches():
     srv = Server()
-    before = bpf_links_of(None)
     cs = Connscope(srv.pid)
+    progs = prog_ids_of(cs.pid)
+    check(bpf_links_of(progs), "links of the daemon's programs while it runs")
     client("127.0.0.1", srv.port, 5)
     out = cs.stop(sig=signal.SIGHUP)
     check("connscope post-mortem: PID %d" % srv.pid in out, "post-mortem on SIGHUP: %r" % out[:300])
-    wait_until(lambda: bpf_links_of(None) - before == set(), 10, "links gone after SIGHUP")
+    wait_until(lambda: not bpf_links_of(progs), 10, "links of its programs gone after SIGHUP")
 
 
 def prog_ids_of(pid):
@@ -464,3 +466,20 @@ def test_prometheus_scrapes_over_tls_with_basic_auth():
         prom.kill(signal.SIGTERM)
         cs.stop()
 
+
+
+def test_user_switch_after_attach():
+    srv = Server()
+    cs = Connscope(srv.pid, extra=["--user", "nobody"])
+    st = status_fields(cs.pid)
+    nobody = subprocess.check_output(["id", "-u", "nobody"]).decode().strip()
+    eq(st["Uid"].split(), [nobody] * 4, "real, effective, saved, fs uid after --user nobody")
+    eff = int(st["CapEff"], 16)
+    eq(eff, sum(1 << CAP_BITS[c] for c in STEADY_CAPS), "capabilities after the switch")
+    eq(int(st["CapBnd"], 16), eff, "bounding set: only those two")
+    eq(st["NoNewPrivs"].strip(), "1", "no_new_privs")
+    client("127.0.0.1", srv.port, 12, hold=0.2)
+    ours, truth = pinned(lambda: srv.total("accepted"), lambda: cs.json("/api/v1/snapshot")["accepts_total"],
+                         what="accepts")
+    eq(ours, truth, "accepts as nobody vs the server's count")
+    cs.stop()

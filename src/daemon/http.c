@@ -117,6 +117,8 @@ static enum MHD_Result send_body(struct MHD_Connection *conn, unsigned status, c
 	}
 	MHD_add_response_header(r, "Content-Type", type);
 	MHD_add_response_header(r, "Vary", "Accept-Encoding");
+	/* a JSON error echoes the query: never let a browser sniff it as HTML */
+	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
 	if (gz)
 		MHD_add_response_header(r, "Content-Encoding", "gzip");
 	if (status == MHD_HTTP_METHOD_NOT_ALLOWED)

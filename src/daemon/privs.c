@@ -6,6 +6,7 @@
 #define _GNU_SOURCE
 #include "privs.h"
 #include <errno.h>
+#include "errmsg.h"
 #include <grp.h>
 #include <linux/capability.h>
 #include <pwd.h>
@@ -69,7 +70,7 @@ int privs_resolve_user(struct privs_opts *opts)
 	errno = 0;
 	pw = getpwnam(opts->user);
 	if (!pw) {
-		fprintf(stderr, "connscope: --user %s: %s\n", opts->user,
+		errmsg(0, "--user %s: %s", opts->user,
 			errno ? strerror(errno) : "no such user");
 		return errno ? -errno : -ENOENT;
 	}
@@ -97,7 +98,7 @@ int privs_check_attach(int pid, const struct privs_opts *opts)
 	int err = caps_get(data);
 
 	if (err) {
-		fprintf(stderr, "connscope: cannot read own capabilities: %s\n", strerror(-err));
+		errmsg(0, "cannot read own capabilities: %s", strerror(-err));
 		return err;
 	}
 	/* ptrace and DAC checks pass for a target of our own uid without them */
@@ -117,9 +118,9 @@ int privs_check_attach(int pid, const struct privs_opts *opts)
 	if (!n)
 		return 0;
 	/* one line, every missing capability named with what needs it */
-	fprintf(stderr, "connscope: attaching needs root or capabilities; missing %s "
+	errmsg(0, "attaching needs root or capabilities; missing %s "
 		"(grant them with setpriv --ambient-caps or systemd AmbientCapabilities=; "
-		"README: Security)\n", missing);
+		"README: Security)", missing);
 	return -EPERM;
 }
 
@@ -179,61 +180,64 @@ static int seccomp_install(void)
 	return err;
 }
 
+static void caps_add(struct __user_cap_data_struct data[2], const int *caps, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		data[caps[i] / 32].permitted |= 1u << (caps[i] % 32);
+}
+
 int privs_drop(const struct privs_opts *opts)
 {
 	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
-	struct __user_cap_data_struct data[2] = { { 0 } };
+	struct __user_cap_data_struct data[2] = { { 0 } }, have[2];
 	size_t i;
 	int cap, err;
 
+	caps_add(data, steady_caps, sizeof(steady_caps) / sizeof(steady_caps[0]));
+	if (opts->keep_attach)
+		caps_add(data, attach_later_caps, sizeof(attach_later_caps) / sizeof(attach_later_caps[0]));
+	/* Only what we have can be kept: a target of our own uid needed no ptrace caps. */
+	err = caps_get(have);
+	if (err)
+		return err;
+	for (i = 0; i < 2; i++) {
+		data[i].permitted &= have[i].permitted;
+		data[i].effective = data[i].permitted;
+	}
+	/* Before the uid switch, which clears the effective set and with it the
+	 * CAP_SETPCAP this needs; without it the bounding set stays, and
+	 * no_new_privs makes it moot anyway. */
+	for (cap = 0; cap <= CAP_LAST_CAP; cap++)
+		if (!(data[cap / 32].permitted & (1u << (cap % 32))))
+			prctl(PR_CAPBSET_DROP, cap, 0, 0, 0);
 	if (opts->user) {
-		/* keep the permitted set across the uid switch; we trim it below */
+		/* keep the permitted set across the uid switch; capset trims it below */
 		if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) || setgroups(1, &opts->gid) ||
 		    setresgid(opts->gid, opts->gid, opts->gid) ||
 		    setresuid(opts->uid, opts->uid, opts->uid)) {
 			err = -errno;
-			fprintf(stderr, "connscope: --user %s: switching to uid %u failed: %s\n", opts->user,
+			errmsg(0, "--user %s: switching to uid %u failed: %s", opts->user,
 				(unsigned)opts->uid, strerror(-err));
 			return err;
 		}
 		prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
 	}
-	for (i = 0; i < sizeof(steady_caps) / sizeof(steady_caps[0]); i++)
-		data[steady_caps[i] / 32].permitted |= 1u << (steady_caps[i] % 32);
-	for (i = 0; opts->keep_attach && i < sizeof(attach_later_caps) / sizeof(attach_later_caps[0]); i++)
-		data[attach_later_caps[i] / 32].permitted |= 1u << (attach_later_caps[i] % 32);
-	/* Only what we have can be kept: a target of our own uid needed no ptrace caps. */
-	{
-		struct __user_cap_data_struct have[2];
-
-		err = caps_get(have);
-		if (err)
-			return err;
-		for (i = 0; i < 2; i++) {
-			data[i].permitted &= have[i].permitted;
-			data[i].effective = data[i].permitted;
-		}
-	}
-	/* Without CAP_SETPCAP the bounding set stays; no_new_privs already makes it moot. */
-	for (cap = 0; cap <= CAP_LAST_CAP; cap++)
-		if (!(data[cap / 32].permitted & (1u << (cap % 32))))
-			prctl(PR_CAPBSET_DROP, cap, 0, 0, 0);
 	prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
 	if (syscall(SYS_capset, &hdr, data)) {
 		err = -errno;
-		fprintf(stderr, "connscope: dropping capabilities failed: %s\n", strerror(-err));
+		errmsg(0, "dropping capabilities failed: %s", strerror(-err));
 		return err;
 	}
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)) {
 		err = -errno;
-		fprintf(stderr, "connscope: setting no_new_privs failed: %s\n", strerror(-err));
+		errmsg(0, "setting no_new_privs failed: %s", strerror(-err));
 		return err;
 	}
 	if (!opts->seccomp)
 		return 0;
 	err = seccomp_install();
 	if (err)
-		fprintf(stderr, "connscope: installing the seccomp filter failed: %s "
-			"(--no-seccomp runs without it)\n", strerror(-err));
+		errmsg(0, "installing the seccomp filter failed: %s "
+			"(--no-seccomp runs without it)", strerror(-err));
 	return err;
 }

@@ -7,6 +7,7 @@
 #include "webconfig.h"
 #include <crypt.h>
 #include <errno.h>
+#include "errmsg.h"
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,13 +57,13 @@ static int read_file(const char *cfg, const char *key, const char *name, char **
 	buf = malloc(WEBCONFIG_MAX_FILE_BYTES + 1);
 	if (!f || !buf) {
 		err = f ? -ENOMEM : -errno;
-		fprintf(stderr, "connscope: %s: %s %s: %s\n", cfg, key, path, strerror(-err));
+		errmsg(0, "%s: %s %s: %s", cfg, key, path, strerror(-err));
 		goto cleanup;
 	}
 	len = fread(buf, 1, WEBCONFIG_MAX_FILE_BYTES + 1, f);
 	if (len == 0 || len > WEBCONFIG_MAX_FILE_BYTES) {
 		err = -EINVAL;
-		fprintf(stderr, "connscope: %s: %s %s is %s\n", cfg, key, path,
+		errmsg(0, "%s: %s %s is %s", cfg, key, path,
 			len ? "over 1 MiB" : "empty");
 		goto cleanup;
 	}
@@ -86,8 +87,7 @@ static const char *scalar(yaml_document_t *doc, yaml_node_t *n)
 
 static int bad(const char *cfg, const char *what, const char *key)
 {
-	fprintf(stderr, "connscope: %s: %s%s%s\n", cfg, what, key ? " " : "", key ? key : "");
-	return -EINVAL;
+	return errmsg(-EINVAL, "%s: %s%s%s", cfg, what, key ? " " : "", key ? key : "");
 }
 
 static int parse_tls(const char *cfg, yaml_document_t *doc, yaml_node_t *map, struct webconfig *wc)
@@ -200,12 +200,12 @@ int webconfig_new(const char *path, struct webconfig **out)
 	f = fopen(path, "re");
 	if (!f) {
 		err = -errno;
-		fprintf(stderr, "connscope: --web-config %s: %s\n", path, strerror(-err));
+		errmsg(0, "--web-config %s: %s", path, strerror(-err));
 		goto cleanup;
 	}
 	yaml_parser_set_input_file(&parser, f);
 	if (!yaml_parser_load(&parser, &doc)) {
-		fprintf(stderr, "connscope: %s:%zu: %s\n", path, parser.problem_mark.line + 1,
+		errmsg(0, "%s:%zu: %s", path, parser.problem_mark.line + 1,
 			parser.problem ? parser.problem : "not YAML");
 		err = -EINVAL;
 		goto cleanup;

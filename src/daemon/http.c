@@ -405,6 +405,7 @@ static void *http_thread(void *arg)
 		{ .fd = di ? di->epoll_fd : -1, .events = POLLIN },
 		{ .fd = h->wake_fd, .events = POLLIN },
 	};
+	double next_sweep = 0;
 
 	for (;;) {
 		MHD_UNSIGNED_LONG_LONG mhd_ms;
@@ -419,8 +420,12 @@ static void *http_thread(void *arg)
 			break;
 		MHD_run(h->d);
 		now = mono_now();
-		close_overdue(h, now);
-		log_summary(h, now);
+		/* the sweep walks every connection: at most every 100 ms, not per event */
+		if (now >= next_sweep) {
+			close_overdue(h, now);
+			log_summary(h, now);
+			next_sweep = now + 0.1;
+		}
 	}
 	return NULL;
 }

@@ -38,6 +38,9 @@
 /* One address (a flood, a stuck client) gets at most this many, which leaves
  * HTTP_CONNECTION_LIMIT - HTTP_PER_IP_LIMIT for Prometheus and everyone else. */
 #define HTTP_PER_IP_LIMIT 256
+/* Room for a burst of connects while the HTTP thread is busy (the kernel
+ * caps it at net.core.somaxconn). */
+#define HTTP_LISTEN_BACKLOG 1024
 /* fds beyond the connections: BPF maps and links, /proc, sock_diag, stdio. */
 #define HTTP_FD_RESERVE 512
 /* A request's headers must be complete this long after the connection opened
@@ -76,7 +79,7 @@ struct http {
 
 int http_bind(const char *listen_addr)
 {
-	return net_listen("--listen", listen_addr, 128, false);
+	return net_listen("--listen", listen_addr, HTTP_LISTEN_BACKLOG, false);
 }
 
 static enum MHD_Result send_body(struct MHD_Connection *conn, unsigned status, const char *type,

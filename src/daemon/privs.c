@@ -124,7 +124,7 @@ int privs_check_attach(int pid, const struct privs_opts *opts)
 	return -EPERM;
 }
 
-static int seccomp_install(void)
+static int seccomp_install(bool keep_attach)
 {
 	/* The running daemon: HTTP (epoll, sockets, GnuTLS), the tick (/proc,
 	 * bpf map reads, sock_diag netlink, the ring buffer), threads and memory
@@ -161,7 +161,11 @@ static int seccomp_install(void)
 		 * with CAP_SYS_PTRACE kept, the production build must not have it. */
 		SCMP_SYS(ptrace),
 #endif
+		/* libmicrohttpd sends file-backed responses with it */
+		SCMP_SYS(sendfile),
 	};
+	/* --follow attaches again later: tracepoint links and the new netns */
+	static const int attach_later[] = { SCMP_SYS(perf_event_open), SCMP_SYS(setns) };
 	scmp_filter_ctx ctx;
 	size_t i;
 	int err = 0;
@@ -174,6 +178,8 @@ static int seccomp_install(void)
 	for (i = 0; !err && i < sizeof(allowed) / sizeof(allowed[0]); i++)
 		if (allowed[i] >= 0) /* __NR_ numbers this architecture lacks are negative */
 			err = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, allowed[i], 0);
+	for (i = 0; !err && keep_attach && i < sizeof(attach_later) / sizeof(attach_later[0]); i++)
+		err = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, attach_later[i], 0);
 	if (!err)
 		err = seccomp_load(ctx);
 	seccomp_release(ctx);
@@ -235,7 +241,7 @@ int privs_drop(const struct privs_opts *opts)
 	}
 	if (!opts->seccomp)
 		return 0;
-	err = seccomp_install();
+	err = seccomp_install(opts->keep_attach);
 	if (err)
 		errmsg(0, "installing the seccomp filter failed: %s "
 			"(--no-seccomp runs without it)", strerror(-err));

@@ -11,8 +11,9 @@ struct privs_opts {
 	const char *user; /* --user NAME, or NULL to keep the uid */
 	uid_t uid;
 	gid_t gid;
-	/* Keep what attaching later needs (CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN for
-	 * setns into a restarted server's netns), for --follow. */
+	/* Keep what attaching later needs, for --follow: CAP_BPF, CAP_PERFMON,
+	 * CAP_SYS_ADMIN (setns into a restarted server's netns), and the
+	 * perf_event_open and setns syscalls in the seccomp filter. */
 	bool keep_attach;
 	bool seccomp; /* false: --no-seccomp */
 };

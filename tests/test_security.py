@@ -293,10 +293,10 @@ def status_fields(pid):
         return dict(l.split(":\t", 1) for l in f.read().splitlines() if ":\t" in l)
 
 
-def setpriv_connscope(pid, port, caps):
+def setpriv_connscope(pid, port, caps, extra=()):
     argv = ["setpriv", "--reuid", "nobody", "--regid", "nogroup", "--clear-groups",
             "--inh-caps", caps, "--ambient-caps", caps, "--", CONNSCOPE, "--pid", str(pid),
-            "--listen", "127.0.0.1:%d" % port, "--interval", "0.2"]
+            "--listen", "127.0.0.1:%d" % port, "--interval", "0.2"] + list(extra)
     return Proc(argv, env=dict(os.environ, ASAN_OPTIONS="detect_leaks=1"))
 
 
@@ -304,7 +304,8 @@ def test_nonroot_with_readme_caps_counts_like_root():
     srv = Server()  # runs as root: another user's process, for the daemon below
     root = Connscope(srv.pid)
     port = free_port()
-    p = setpriv_connscope(srv.pid, port, ATTACH_CAPS)
+    # a second instance on one PID, on purpose: to compare with root's
+    p = setpriv_connscope(srv.pid, port, ATTACH_CAPS, extra=["--force"])
     wait_until(lambda: any(l.startswith("connscope: watching") for l in p.err_lines) or
                p.p.poll() is not None, 20, "non-root connscope started")
     eq(p.p.poll(), None, "non-root connscope running (stderr: %s)" % "\n".join(p.err_lines[-5:]))

@@ -28,18 +28,25 @@ int instance_new(int pid, const char *addr, bool force, struct instance **out)
 	in = calloc(1, sizeof(*in));
 	if (!in)
 		return -ENOMEM;
-	if (mkdir(INSTANCE_DIR, 0755) && errno != EEXIST) {
-		err = errmsg(-errno, "cannot create %s: %s (run as root, or pass --force)",
-			     INSTANCE_DIR, strerror(errno));
-		goto cleanup;
-	}
+	in->fd = -1;
+	/* Shared by instances of any user (root, the unit's dynamic user, one
+	 * started with capabilities only): sticky and writable by all, as /tmp */
+	if (!mkdir(INSTANCE_DIR, 01777))
+		chmod(INSTANCE_DIR, 01777);
 	snprintf(path, sizeof(path), INSTANCE_DIR "/%d.lock", pid);
-	in->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	in->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+	if (in->fd < 0 && (errno == EACCES || errno == EPERM || errno == EROFS || errno == ENOENT)) {
+		/* no place this user may lock in: run unguarded rather than refuse
+		 * to run at all; the capability set, not a lock, gates attaching */
+		*out = in;
+		return 0;
+	}
 	if (in->fd < 0) {
 		err = errmsg(-errno, "cannot open %s: %s (pass --force to run without it)", path,
 			     strerror(errno));
 		goto cleanup;
 	}
+	fchmod(in->fd, 0666); /* the umask may have taken bits: another user's instance writes too */
 	if (flock(in->fd, LOCK_EX | LOCK_NB)) {
 		err = -errno;
 		if (err != -EWOULDBLOCK) {

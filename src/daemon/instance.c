@@ -16,12 +16,44 @@
 
 struct instance {
 	int fd;
+	bool locked;
+	char path[64];
 };
+
+/* Did the lock we hold land on the file still at path? An instance that
+ * exits removes its file while holding the lock; one that opened the file
+ * before that and locked it after holds a lock on a name nobody sees. */
+static bool lock_is_current(int fd, const char *path)
+{
+	struct stat a, b;
+
+	return !fstat(fd, &a) && !stat(path, &b) && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
+/* Opens in->path and locks it, on the file that is still there. 0 locked;
+ * -EWOULDBLOCK another instance holds it (in->fd open, to read its address);
+ * -EACCES no place this user may lock in; other -errno. */
+static int lock_take(struct instance *in)
+{
+	for (int tries = 0; tries < 3; tries++) {
+		in->fd = open(in->path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+		if (in->fd < 0)
+			return errno == EPERM || errno == EROFS || errno == ENOENT ? -EACCES : -errno;
+		if (flock(in->fd, LOCK_EX | LOCK_NB))
+			return -errno;
+		in->locked = lock_is_current(in->fd, in->path);
+		if (in->locked)
+			return 0;
+		close(in->fd);
+		in->fd = -1;
+	}
+	return -EAGAIN;
+}
 
 int instance_new(int pid, const char *addr, bool force, struct instance **out)
 {
 	struct instance *in;
-	char path[64], held[128] = "";
+	char held[128] = "";
 	ssize_t n;
 	int err;
 
@@ -29,33 +61,24 @@ int instance_new(int pid, const char *addr, bool force, struct instance **out)
 	if (!in)
 		return -ENOMEM;
 	in->fd = -1;
-	/* Shared by instances of any user (root, the unit's dynamic user, one
-	 * started with capabilities only): sticky and writable by all, as /tmp */
-	if (!mkdir(INSTANCE_DIR, 01777))
-		chmod(INSTANCE_DIR, 01777);
-	snprintf(path, sizeof(path), INSTANCE_DIR "/%d.lock", pid);
-	in->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
-	if (in->fd < 0 && (errno == EACCES || errno == EPERM || errno == EROFS || errno == ENOENT)) {
-		/* no place this user may lock in: run unguarded rather than refuse
-		 * to run at all; the capability set, not a lock, gates attaching */
+	/* Not writable by all: a lock file another user could plant (or hold)
+	 * would let them truncate files or keep connscope from running. The
+	 * unit's RuntimeDirectory= makes it for its user; root makes it here. */
+	mkdir(INSTANCE_DIR, 0755);
+	snprintf(in->path, sizeof(in->path), INSTANCE_DIR "/%d.lock", pid);
+	err = lock_take(in);
+	if (err == -EACCES) {
+		/* no place this user may lock in (a capabilities-only run without
+		 * the unit): run unguarded rather than refuse to run at all */
 		*out = in;
 		return 0;
 	}
-	if (in->fd < 0) {
-		err = errmsg(-errno, "cannot open %s: %s (pass --force to run without it)", path,
-			     strerror(errno));
-		goto cleanup;
-	}
-	fchmod(in->fd, 0666); /* the umask may have taken bits: another user's instance writes too */
-	if (flock(in->fd, LOCK_EX | LOCK_NB)) {
-		err = -errno;
-		if (err != -EWOULDBLOCK) {
-			errmsg(err, "cannot lock %s: %s", path, strerror(-err));
-			goto cleanup;
-		}
+	if (err == -EWOULDBLOCK) {
 		n = pread(in->fd, held, sizeof(held) - 1, 0);
 		held[n > 0 ? n : 0] = '\0';
 		held[strcspn(held, "\n")] = '\0';
+		close(in->fd);
+		in->fd = -1;
 		if (!force) {
 			err = errmsg(-EBUSY, "PID %d is already watched by connscope at http://%s "
 				     "(stop that one, or pass --force to run a second)", pid,
@@ -64,14 +87,16 @@ int instance_new(int pid, const char *addr, bool force, struct instance **out)
 		}
 		fprintf(stderr, "connscope: --force: PID %d is also watched by connscope at http://%s\n",
 			pid, held[0] ? held : "(address unknown)");
-		close(in->fd);
-		in->fd = -1;
 		*out = in;
 		return 0;
 	}
+	if (err) {
+		errmsg(err, "cannot lock %s: %s (pass --force to run without it)", in->path, strerror(-err));
+		goto cleanup;
+	}
 	n = snprintf(held, sizeof(held), "%s\n", addr);
 	if (ftruncate(in->fd, 0) || pwrite(in->fd, held, n, 0) != n) {
-		err = errmsg(-errno, "cannot write %s: %s", path, strerror(errno));
+		err = errmsg(-errno, "cannot write %s: %s", in->path, strerror(errno));
 		goto cleanup;
 	}
 	*out = in;
@@ -85,8 +110,9 @@ void instance_free(struct instance *in)
 {
 	if (!in)
 		return;
-	/* the file stays: removing it could let a third instance lock a new
-	 * file while a second still waits on this one; flock ends with us */
+	/* removed while still locked: see lock_is_current */
+	if (in->locked)
+		unlink(in->path);
 	if (in->fd >= 0)
 		close(in->fd);
 	free(in);

@@ -44,12 +44,12 @@ def prog_ids():
 class Daemon(Proc):
     """build/connscope attached to pid; knows its own BPF programs and maps."""
 
-    def __init__(self, pid):
+    def __init__(self, pid, extra=()):
         before = set(prog_ids())
         self.port = free_port()
         self.base = "http://127.0.0.1:%d" % self.port
         self.t0 = time.monotonic()
-        super().__init__([CONNSCOPE, "--pid", str(pid), "--listen", "127.0.0.1:%d" % self.port])
+        super().__init__([CONNSCOPE, "--pid", str(pid), "--listen", "127.0.0.1:%d" % self.port] + list(extra))
         wait_until(self.healthy, 15, "connscope /healthz", interval=0.002)
         self.startup_s = time.monotonic() - self.t0
         self.progs = set(prog_ids()) - before

@@ -13,6 +13,10 @@ from bench import DEMO, LOAD, Daemon, Demo  # noqa: E402
 from lib import Netns, Proc, cleanup_all, pinned  # noqa: E402
 
 SAMPLE_S = 30
+# connscope's tick here: its history ring (points_max points, allocated at
+# start, its pages touched as it fills) is full after points_max ticks, so
+# RSS after that is what tells a leak from the ring filling up
+INTERVAL_S = 0.2
 
 
 class NsDemo(Demo):
@@ -54,7 +58,8 @@ def main():
     a = ap.parse_args()
     ns = Netns()
     srv = NsDemo(ns, "--backlog", "4096")
-    cs = Daemon(srv.pid)
+    cs = Daemon(srv.pid, extra=["--interval", str(INTERVAL_S)])
+    ring_full_s = json.loads(cs.get("/api/v1/history?seconds=1")[1]).get("points_max", 900) * INTERVAL_S
     lbl = "127.0.0.1:%d" % srv.port
     t0 = time.monotonic()
     end = t0 + a.minutes * 60
@@ -83,6 +88,10 @@ def main():
         "open_server": st[1], "open_connscope": opn, "events_lost": lst,
         "rss_first_mib": rss[0][1] / 2**20, "rss_last_mib": rss[-1][1] / 2**20,
         "rss_slope_kib_per_min": slope(rss[1:] if len(rss) > 2 else rss) * 60 / 1024,
+        "history_full_after_s": ring_full_s,
+        "rss_slope_after_history_full_kib_per_min":
+            slope([p for p in rss if p[0] >= ring_full_s + SAMPLE_S]) * 60 / 1024
+            if sum(1 for p in rss if p[0] >= ring_full_s + SAMPLE_S) >= 3 else None,
         "rss_samples": [[round(t), v] for t, v in rss],
     }
     cs.stop()
@@ -95,6 +104,9 @@ def main():
     print("  events lost      %d" % lst)
     print("  rss              %.1f -> %.1f MiB, slope %.1f KiB/min (after the first sample)"
           % (r["rss_first_mib"], r["rss_last_mib"], r["rss_slope_kib_per_min"]))
+    if r["rss_slope_after_history_full_kib_per_min"] is not None:
+        print("  rss slope        %.1f KiB/min once the history ring was full (after %.0f s)"
+              % (r["rss_slope_after_history_full_kib_per_min"], ring_full_s))
     print("wrote " + a.out)
     return 0 if acc == st[0] and opn == st[1] and lst == 0 else 1
 

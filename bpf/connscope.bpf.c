@@ -68,6 +68,15 @@ struct {
 	__type(value, __u64);
 } resets_sent SEC(".maps");
 
+/* Feeds connscope_first_read_wait_seconds and the unread/abandoned/rejected
+ * connection counts, by local port (see serve_* below). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, CS_PORTS_MAX);
+	__type(key, __u16);
+	__type(value, struct cs_serve_stats);
+} serve_stats SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, CS_CNT_MAX);
@@ -88,6 +97,7 @@ struct {
 } events SEC(".maps");
 
 static const struct cs_port_stats zero_port_stats;
+static const struct cs_serve_stats zero_serve_stats;
 static const __u64 zero_u64;
 
 static __always_inline bool current_is_target(void)
@@ -308,6 +318,106 @@ static __always_inline void on_listen(const struct sock *sk)
 		*v = 1;
 }
 
+/* Serving: did the app read what it accepted? A read call (at entry: a
+ * blocking read that waits for data is the app serving) marks the
+ * connection; a peer that sent a request and left before that gave up on
+ * an app that accepted but did not serve. */
+static __always_inline struct cs_serve_stats *serve_stats_get(__u16 port)
+{
+	return map_lookup_or_init(&serve_stats, &port, &zero_serve_stats);
+}
+
+/* fin: the peer's FIN was received (it counts one in bytes_received). */
+static __always_inline void serve_peer_left(const struct sock *sk, struct cs_conn *conn, bool fin)
+{
+	struct cs_serve_stats *st;
+
+	if ((conn->flags & (CS_CONN_ACCEPTED | CS_CONN_READ | CS_CONN_GAVE_UP)) != CS_CONN_ACCEPTED)
+		return;
+	/* a peer that sent nothing and left was not waiting for the app */
+	if (BPF_CORE_READ((struct tcp_sock *)sk, bytes_received) <= (fin ? 1 : 0))
+		return;
+	conn->flags |= CS_CONN_GAVE_UP;
+	st = serve_stats_get(conn->port);
+	if (st)
+		st->gave_up++;
+}
+
+/* CLOSE_WAIT: the peer left. FIN_WAIT1: the app closed first (from
+ * ESTABLISHED only); unread and soon after accept, that is a rejection.
+ * CLOSE: was it ever read? */
+static __always_inline void serve_on_state(const struct sock *sk, struct cs_conn *conn, int newstate)
+{
+	struct cs_serve_stats *st;
+	__u64 now, life;
+
+	if (newstate == TCP_CLOSE_WAIT) {
+		serve_peer_left(sk, conn, true);
+		return;
+	}
+	if ((newstate != TCP_CLOSE && newstate != TCP_FIN_WAIT1) ||
+	    (conn->flags & (CS_CONN_ACCEPTED | CS_CONN_READ)) != CS_CONN_ACCEPTED)
+		return;
+	st = serve_stats_get(conn->port);
+	if (!st)
+		return;
+	if (newstate == TCP_CLOSE) {
+		st->closed_unread++;
+		return;
+	}
+	now = bpf_ktime_get_ns();
+	life = now - conn->accepted_ns;
+	if (life >= CS_REJECT_WINDOW_NS)
+		return;
+	st->rejected++;
+	st->rejected_life_sum_ns += life;
+	st->rejected_last_ns = now;
+	st->rejected_last_bytes_in = BPF_CORE_READ((struct tcp_sock *)sk, bytes_received);
+	st->rejected_last_bytes_out = BPF_CORE_READ((struct tcp_sock *)sk, bytes_sent);
+}
+
+static __always_inline int on_read_enter(long fd)
+{
+	struct cs_serve_stats *st;
+	struct cs_conn *conn;
+	struct sock *sk;
+	__u64 key, wait;
+
+	/* every read on the machine comes here: the target decides first */
+	if (!current_is_target())
+		return 0;
+	sk = fd_to_sock(fd);
+	if (!sk)
+		return 0;
+	key = (__u64)sk;
+	conn = bpf_map_lookup_elem(&conns, &key);
+	if (!conn || (conn->flags & (CS_CONN_ACCEPTED | CS_CONN_READ)) != CS_CONN_ACCEPTED)
+		return 0;
+	conn->flags |= CS_CONN_READ;
+	st = serve_stats_get(conn->port);
+	if (!st)
+		return 0;
+	wait = bpf_ktime_get_ns() - conn->accepted_ns;
+	st->first_read_slots[hist_slot(wait)]++;
+	st->first_read_sum_ns += wait;
+	st->first_reads++;
+	return 0;
+}
+
+/* Entry, not exit: the exit tracepoint does not carry the fd. */
+#define READ_SYSCALL_ENTER(name)                                \
+	SEC("tracepoint/syscalls/sys_enter_" #name)             \
+	int enter_##name(struct trace_event_raw_sys_enter *ctx) \
+	{                                                       \
+		return on_read_enter(ctx->args[0]);             \
+	}
+
+READ_SYSCALL_ENTER(read)
+READ_SYSCALL_ENTER(readv)
+READ_SYSCALL_ENTER(recvfrom)
+READ_SYSCALL_ENTER(recvmsg)
+READ_SYSCALL_ENTER(recvmmsg)
+
 static __always_inline void on_close(__u64 key, struct cs_conn *conn, int oldstate)
 {
 	struct cs_port_stats *stats;
@@ -385,6 +495,7 @@ int BPF_PROG(on_set_state, const struct sock *sk, const int oldstate, const int 
 	conn = bpf_map_lookup_elem(&conns, &key);
 	if (!conn)
 		return 0;
+	serve_on_state(sk, conn, newstate);
 	if (newstate == TCP_FIN_WAIT1 && !(conn->flags & CS_CONN_REMOTE_FIN))
 		conn->flags |= CS_CONN_LOCAL_FIN;
 	else if (newstate == TCP_CLOSE_WAIT && !(conn->flags & CS_CONN_LOCAL_FIN))
@@ -496,8 +607,10 @@ int BPF_PROG(on_receive_reset, struct sock *sk)
 		return 0;
 	count(CS_CNT_RESETS_RECEIVED);
 	conn = bpf_map_lookup_elem(&conns, &key);
-	if (conn)
+	if (conn) {
+		serve_peer_left(sk, conn, conn->flags & CS_CONN_REMOTE_FIN);
 		conn->flags |= CS_CONN_RESET;
+	}
 	return 0;
 }
 

@@ -106,6 +106,27 @@ struct cs_port_stats {
 #define CS_CONN_REMOTE_FIN   0x4
 #define CS_CONN_RESET        0x8
 #define CS_CONN_WAIT_KNOWN   0x10 /* established_ns was seen */
+#define CS_CONN_READ         0x20 /* the app called a read on it after accept */
+#define CS_CONN_GAVE_UP      0x40 /* peer left (FIN/RST) with its request unread */
+
+/* An app close (FIN) before any read within this long of accept is a
+ * rejection ("too many clients", auth failure); later it is an idle close. */
+#define CS_REJECT_WINDOW_NS (1000ULL * 1000 * 1000)
+
+/* How the app served accepted connections, per local listen port; a per-CPU
+ * map value (serve_stats), summed in userspace. */
+struct cs_serve_stats {
+	__u64 first_read_slots[CS_HIST_SLOTS]; /* accept -> first read call */
+	__u64 first_read_sum_ns;
+	__u64 first_reads;
+	__u64 closed_unread;  /* closed, by either side, never read by the app */
+	__u64 gave_up;        /* peer sent data, then FIN/RST before the app read */
+	__u64 rejected;       /* app FIN first, before any read, within CS_REJECT_WINDOW_NS */
+	__u64 rejected_life_sum_ns;
+	__u64 rejected_last_ns;        /* when the newest rejection on this CPU was */
+	__u64 rejected_last_bytes_in;  /* its bytes received and sent */
+	__u64 rejected_last_bytes_out;
+};
 
 struct cs_conn {
 	__u64 established_ns;

@@ -159,6 +159,16 @@ static void label_ports(struct cs_snapshot *s)
 	}
 }
 
+static bool is_listen_port(uint16_t port, void *arg)
+{
+	const struct cs_snapshot *s = arg;
+
+	for (int i = 0; i < s->n_listeners; i++)
+		if (s->listeners[i].port == port)
+			return true;
+	return false;
+}
+
 static bool target_alive(struct collector *c)
 {
 	uint64_t st;
@@ -220,6 +230,8 @@ static void collect(struct collector *c)
 		n = sockdiag_listeners(c->sockdiag, s->listeners, CS_LISTENERS_MAX);
 		s->n_listeners = n < 0 ? 0 : n;
 		filter_listeners(c, s, pids, npids);
+		if (sockdiag_close_wait(c->sockdiag, is_listen_port, s, &s->close_wait, &s->close_wait_oldest_s))
+			s->close_wait = 0;
 	} else {
 		s->processes = 0;
 	}

@@ -28,12 +28,18 @@ struct cs_point {
 	uint64_t syncookies_sent;
 	uint64_t memory_pressures; /* TcpExt TCPMemoryPressures + TCPAbortOnMemory */
 	uint64_t oom_kills;
+	/* serving accepted connections (serve_stats), over every port */
+	uint64_t first_reads, gave_up_unread, closed_unread, rejected;
+	uint64_t synack_retrans;   /* on the target's listeners */
+	uint64_t abort_on_timeout; /* netns TcpExt TCPAbortOnTimeout */
 	/* levels at the end of the interval */
 	long open_fds;
 	long fd_soft;
 	uint32_t queue_len;      /* of the listener nearest its limit */
 	uint32_t queue_limit;
 	bool queue_full;         /* some listener at or past its limit */
+	uint64_t unread;         /* accepted, open, never read */
+	uint32_t close_wait;
 	bool target_up;
 };
 

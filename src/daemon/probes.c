@@ -124,7 +124,8 @@ int probes_new(uint32_t netns_ino, bool verbose, probes_event_fn fn, void *arg, 
 		err = p->ncpus ? p->ncpus : -EINVAL;
 		goto cleanup;
 	}
-	p->percpu_buf = calloc(p->ncpus, sizeof(struct cs_port_stats));
+	p->percpu_buf = calloc(p->ncpus, sizeof(struct cs_port_stats) > sizeof(struct cs_serve_stats) ?
+					 sizeof(struct cs_port_stats) : sizeof(struct cs_serve_stats));
 	if (!p->percpu_buf) {
 		err = -ENOMEM;
 		goto cleanup;
@@ -315,6 +316,42 @@ static void read_ports(struct probes *p, struct cs_snapshot *s)
 	}
 }
 
+/* serve_stats into the ports read_ports found (a port serves only what it accepted). */
+static void read_serve(struct probes *p, struct cs_snapshot *s)
+{
+	struct bpf_map *m = p->skel->maps.serve_stats;
+	struct cs_serve_stats *vals = p->percpu_buf;
+	__u16 key, next;
+	void *prev = NULL;
+
+	while (!bpf_map__get_next_key(m, prev, &next, sizeof(next))) {
+		struct cs_serve *sv = NULL;
+		uint64_t last_ns = 0;
+
+		key = next;
+		prev = &key;
+		for (int i = 0; i < s->n_ports && !sv; i++)
+			if (s->ports[i].port == key)
+				sv = &s->ports[i].serve;
+		if (!sv || bpf_map__lookup_elem(m, &key, sizeof(key), vals, sizeof(*vals) * p->ncpus, 0))
+			continue;
+		for (int c = 0; c < p->ncpus; c++) {
+			const struct cs_serve_stats *v = &vals[c];
+
+			add_hist(&sv->first_read_wait, v->first_read_slots, v->first_read_sum_ns, v->first_reads);
+			sv->closed_unread += v->closed_unread;
+			sv->gave_up += v->gave_up;
+			sv->rejected += v->rejected;
+			sv->rejected_life_sum_ns += v->rejected_life_sum_ns;
+			if (v->rejected_last_ns > last_ns) { /* the newest over all CPUs */
+				last_ns = v->rejected_last_ns;
+				sv->rejected_last_bytes_in = v->rejected_last_bytes_in;
+				sv->rejected_last_bytes_out = v->rejected_last_bytes_out;
+			}
+		}
+	}
+}
+
 static void read_syscall_errors(struct probes *p, struct cs_snapshot *s)
 {
 	struct bpf_map *m = p->skel->maps.syscall_errors;
@@ -344,6 +381,7 @@ static void read_syscall_errors(struct probes *p, struct cs_snapshot *s)
 int probes_read(struct probes *p, struct cs_snapshot *s)
 {
 	read_ports(p, s);
+	read_serve(p, s);
 	read_syscall_errors(p, s);
 	for (__u32 i = 0; i < CS_RST_REASONS_MAX; i++)
 		s->resets_sent[i] = percpu_u64(p, p->skel->maps.resets_sent, i);

@@ -147,6 +147,30 @@ static void render_sockets(const struct cs_snapshot *s, struct sbuf *b)
 		histogram(b, "connection_duration_seconds", s->ports[i].label, &s->ports[i].duration);
 }
 
+/* Did the app serve what it accepted (first read, unread, abandoned, rejected)? */
+static void render_serving(const struct cs_snapshot *s, struct sbuf *b)
+{
+	family(b, "first_read_wait_seconds", "histogram", "Time from accept() to the app's first read call on the connection.");
+	for (int i = 0; i < s->n_ports; i++)
+		histogram(b, "first_read_wait_seconds", s->ports[i].label, &s->ports[i].serve.first_read_wait);
+	family(b, "connections_unread", "gauge", "Connections accepted since attach, open, and never read by the app.");
+	for (int i = 0; i < s->n_ports; i++)
+		sample_l(b, "connections_unread", "listener", s->ports[i].label, (double)snapshot_port_unread(&s->ports[i]));
+	family(b, "connections_abandoned_unread_total", "counter",
+	       "Accepted connections whose peer sent data, then closed or reset before the app read it.");
+	for (int i = 0; i < s->n_ports; i++)
+		sample_l(b, "connections_abandoned_unread_total", "listener", s->ports[i].label,
+			 (double)s->ports[i].serve.gave_up);
+	family(b, "connections_rejected_total", "counter",
+	       "Accepted connections the app closed (FIN) within 1 s without reading them.");
+	for (int i = 0; i < s->n_ports; i++)
+		sample_l(b, "connections_rejected_total", "listener", s->ports[i].label,
+			 (double)s->ports[i].serve.rejected);
+	family(b, "connections_close_wait", "gauge",
+	       "Connections on the target's listen ports in CLOSE_WAIT: the peer closed, the app did not.");
+	sample(b, "connections_close_wait", s->close_wait);
+}
+
 static void render_tcp(const struct cs_snapshot *s, struct sbuf *b)
 {
 	family(b, "tcp_resets_sent_total", "counter", "TCP resets sent on the target's listen ports, by kernel sk_rst_reason.");
@@ -179,6 +203,7 @@ void prom_render(const struct cs_snapshot *s, const struct cs_diagnosis *d,
 	sbuf_printf(b, "connscope_build_info{version=\"%s\"} 1\n", CS_VERSION);
 	render_process(s, b);
 	render_sockets(s, b);
+	render_serving(s, b);
 	render_tcp(s, b);
 	family(b, "events_lost_total", "counter", "Detail connscope could not keep, by kind; never silent.");
 	sample_l(b, "events_lost_total", "kind", "ringbuf_full", (double)s->counters[CS_CNT_EVENTS_DROPPED]);

@@ -45,3 +45,10 @@ uint64_t snapshot_accept_errors(const struct cs_snapshot *s, int err)
 	}
 	return n;
 }
+
+uint64_t snapshot_port_unread(const struct cs_port *p)
+{
+	uint64_t done = p->serve.first_read_wait.count + p->serve.closed_unread;
+
+	return p->accepts > done ? p->accepts - done : 0;
+}

@@ -33,6 +33,14 @@ struct cs_listener {
 	uint64_t drops;       /* sk_drops: what ss -lntm prints as d<N> */
 };
 
+/* How the app served what it accepted on one port (serve_stats). */
+struct cs_serve {
+	struct cs_hist first_read_wait;
+	uint64_t closed_unread, gave_up, rejected;
+	uint64_t rejected_life_sum_ns;
+	uint64_t rejected_last_bytes_in, rejected_last_bytes_out;
+};
+
 /* Counters by local listen port, from the probes. */
 struct cs_port {
 	uint16_t port;
@@ -42,6 +50,7 @@ struct cs_port {
 	uint64_t closed_before_accept;
 	struct cs_hist accept_wait;
 	struct cs_hist duration;
+	struct cs_serve serve;
 };
 
 struct cs_syserr {
@@ -89,6 +98,12 @@ struct cs_snapshot {
 	bool have_tcp_ext;
 	uint64_t tcp_ext[CS_TE_MAX];
 
+	/* sock_diag: connections on the target's listen ports in CLOSE_WAIT
+	 * (peer closed, app did not), and the longest any waited since its
+	 * peer's last data (tcpi_last_data_recv) */
+	uint32_t close_wait;
+	double close_wait_oldest_s;
+
 	double collect_seconds; /* what building this snapshot took */
 };
 
@@ -97,4 +112,6 @@ uint64_t snapshot_listen_drops(const struct cs_snapshot *s);
 uint64_t snapshot_resets_sent(const struct cs_snapshot *s);
 uint64_t snapshot_fd_errors(const struct cs_snapshot *s, int err);
 uint64_t snapshot_accept_errors(const struct cs_snapshot *s, int err);
+/* Accepted since attach, open, and never read by the app. */
+uint64_t snapshot_port_unread(const struct cs_port *p);
 #endif

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
-/* sock_diag netlink dump of TCP listeners in the target's network namespace.
+/* sock_diag netlink dumps of TCP listeners (and CLOSE_WAIT connections) in
+ * the target's network namespace.
  * The socket is created inside that namespace once, at start, so every later
  * dump sees the target's sockets while the daemon itself stays in its own. */
 #define _GNU_SOURCE
@@ -12,8 +13,10 @@
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <linux/sock_diag.h>
+#include <linux/tcp.h>
 #include <netinet/in.h>
 #include <sched.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +24,7 @@
 #include <unistd.h>
 
 #define CS_TCP_LISTEN 10
+#define CS_TCP_CLOSE_WAIT 8
 
 struct sockdiag {
 	int fd;
@@ -130,7 +134,10 @@ static void parse_listener(struct nlmsghdr *h, struct cs_listener *l)
 	}
 }
 
-static int dump_family(struct sockdiag *sd, int family, struct cs_listener *out, int max, int n)
+/* One sock_diag dump of TCP sockets of family in the states mask, with the
+ * ext attributes asked for; each socket goes to fn. 0 or -errno. */
+static int dump_family(struct sockdiag *sd, int family, uint32_t states, uint8_t ext,
+		       void (*fn)(struct nlmsghdr *h, void *arg), void *arg)
 {
 	struct {
 		struct nlmsghdr nlh;
@@ -145,8 +152,8 @@ static int dump_family(struct sockdiag *sd, int family, struct cs_listener *out,
 		.req = {
 			.sdiag_family = family,
 			.sdiag_protocol = IPPROTO_TCP,
-			.idiag_states = 1u << CS_TCP_LISTEN,
-			.idiag_ext = 1u << (INET_DIAG_SKMEMINFO - 1),
+			.idiag_states = states,
+			.idiag_ext = ext,
 		},
 	};
 	struct sockaddr_nl nladdr = { .nl_family = AF_NETLINK };
@@ -167,23 +174,79 @@ static int dump_family(struct sockdiag *sd, int family, struct cs_listener *out,
 			if (h->nlmsg_seq != sd->seq)
 				continue;
 			if (h->nlmsg_type == NLMSG_DONE)
-				return n;
+				return 0;
 			if (h->nlmsg_type == NLMSG_ERROR) {
 				struct nlmsgerr *e = NLMSG_DATA(h);
 
 				return e->error ? e->error : -EIO;
 			}
-			if (h->nlmsg_type == SOCK_DIAG_BY_FAMILY && n < max)
-				parse_listener(h, &out[n++]);
+			if (h->nlmsg_type == SOCK_DIAG_BY_FAMILY)
+				fn(h, arg);
 		}
 	}
 }
 
+struct listener_dump {
+	struct cs_listener *out;
+	int max, n;
+};
+
+static void on_listener(struct nlmsghdr *h, void *arg)
+{
+	struct listener_dump *d = arg;
+
+	if (d->n < d->max)
+		parse_listener(h, &d->out[d->n++]);
+}
+
 int sockdiag_listeners(struct sockdiag *sd, struct cs_listener *out, int max)
 {
-	int n = dump_family(sd, AF_INET, out, max, 0);
+	struct listener_dump d = { .out = out, .max = max };
+	uint8_t ext = 1u << (INET_DIAG_SKMEMINFO - 1);
+	int err = dump_family(sd, AF_INET, 1u << CS_TCP_LISTEN, ext, on_listener, &d);
 
-	if (n < 0)
-		return n;
-	return dump_family(sd, AF_INET6, out, max, n);
+	if (!err)
+		err = dump_family(sd, AF_INET6, 1u << CS_TCP_LISTEN, ext, on_listener, &d);
+	return err ? err : d.n;
+}
+
+struct close_wait_dump {
+	bool (*is_port)(uint16_t port, void *arg);
+	void *arg;
+	uint32_t count;
+	uint32_t oldest_ms;
+};
+
+static void on_close_wait(struct nlmsghdr *h, void *arg)
+{
+	struct close_wait_dump *d = arg;
+	struct inet_diag_msg *m = NLMSG_DATA(h);
+	int rtlen = h->nlmsg_len - NLMSG_LENGTH(sizeof(*m));
+	struct rtattr *a = (struct rtattr *)(m + 1);
+
+	if (!d->is_port(ntohs(m->id.idiag_sport), d->arg))
+		return;
+	d->count++;
+	for (; RTA_OK(a, rtlen); a = RTA_NEXT(a, rtlen)) {
+		const struct tcp_info *ti = RTA_DATA(a);
+
+		if (a->rta_type == INET_DIAG_INFO &&
+		    RTA_PAYLOAD(a) >= (int)(offsetof(struct tcp_info, tcpi_last_data_recv) + sizeof(uint32_t)) &&
+		    ti->tcpi_last_data_recv > d->oldest_ms)
+			d->oldest_ms = ti->tcpi_last_data_recv;
+	}
+}
+
+int sockdiag_close_wait(struct sockdiag *sd, bool (*is_port)(uint16_t port, void *arg), void *arg,
+			uint32_t *count, double *oldest_s)
+{
+	struct close_wait_dump d = { .is_port = is_port, .arg = arg };
+	uint8_t ext = 1u << (INET_DIAG_INFO - 1);
+	int err = dump_family(sd, AF_INET, 1u << CS_TCP_CLOSE_WAIT, ext, on_close_wait, &d);
+
+	if (!err)
+		err = dump_family(sd, AF_INET6, 1u << CS_TCP_CLOSE_WAIT, ext, on_close_wait, &d);
+	*count = d.count;
+	*oldest_s = d.oldest_ms / 1000.0;
+	return err;
 }

@@ -3,6 +3,7 @@
  * netlink: accept queue length and limit, and sk_drops per listener. */
 #ifndef CS_SOCKDIAG_H
 #define CS_SOCKDIAG_H
+#include <stdbool.h>
 #include <stddef.h>
 #include "snapshot.h"
 
@@ -16,4 +17,8 @@ int sockdiag_somaxconn(const struct sockdiag *sd);
 /* Every TCP listener (IPv4 and IPv6) in the namespace into out[0..max).
  * Returns the count or -errno. */
 int sockdiag_listeners(struct sockdiag *sd, struct cs_listener *out, int max);
+/* CLOSE_WAIT connections whose local port is_port() accepts: their count,
+ * and the longest time since any of them received data. 0 or -errno. */
+int sockdiag_close_wait(struct sockdiag *sd, bool (*is_port)(uint16_t port, void *arg), void *arg,
+			uint32_t *count, double *oldest_s);
 #endif

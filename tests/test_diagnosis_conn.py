@@ -1,0 +1,137 @@
+# SPDX-License-Identifier: MIT
+"""What the app did with connections it accepted: accepted but not served
+(a worker pool too small for the load), rejected right after accept (a
+client limit that answers and closes), each made for real by a server that
+does it and compared with the server's own counts and ss; and the same
+servers with enough capacity, where neither cause is named."""
+import json, os, re, subprocess, time
+from lib import HARNESS, PY, Connscope, Proc, client, eq, check, pinned, settle, wait_until
+
+SERVERS = os.path.join(HARNESS, "servers")
+
+
+class Counted(Proc):
+    """A test server printing READY <port> and STATS {json} lines."""
+
+    def __init__(self, script, *args):
+        super().__init__([PY, os.path.join(SERVERS, script)] + [str(x) for x in args])
+        self.port = int(self.wait_line("READY").split()[1])
+        self.listener = "127.0.0.1:%d" % self.port
+
+    def stats(self):
+        with self.lock:
+            lines = [l for l in self.lines if l.startswith("STATS ")]
+        return json.loads(lines[-1][6:]) if lines else {}
+
+    def get(self, key):
+        return self.stats().get(key, 0)
+
+
+def causes(d):
+    return [c["cause"] for c in d["causes"]]
+
+
+def cause(d, name):
+    for c in d["causes"]:
+        if c["cause"] == name:
+            return c
+    raise AssertionError("cause %s not in %r" % (name, causes(d)))
+
+
+def ss_close_wait(port):
+    out = subprocess.run(["ss", "-tnH", "state", "close-wait", "sport = :%d" % port],
+                         capture_output=True, text=True, check=True).stdout
+    return len([l for l in out.splitlines() if l.strip()])
+
+
+def test_accepted_not_served():
+    srv = Counted("pool_server.py", "--workers", 4, "--block", 5)
+    cs = Connscope(srv.pid)
+    # every client sends a request and gives up after 1 s
+    r = client("127.0.0.1", srv.port, 30, send="GET / HTTP/1.0\r\n\r\n", hold=1.0)
+    eq(r["connected"], 30, "clients connected")
+    wait_until(lambda: srv.get("accepted") == 30, 10, "the server to accept 30")
+    # the peers' FINs have arrived once ss shows every connection in CLOSE_WAIT
+    # (the 4 in the workers are held open by their sleep)
+    settle(lambda: ss_close_wait(srv.port), what="CLOSE_WAIT count")
+    d, unread = pinned(lambda: srv.get("unread"), lambda: cs.json("/api/v1/diagnosis"), what="server's unread")
+    check(unread > 0, "the pool left connections unread")
+    c = cause(d, "accepted_not_served")
+    ev = c["evidence"]
+    eq(ev["accepted_unread_now"], unread, "accepted-unread vs the server's own count")
+    abandoned = srv.get("accepted") - srv.get("read_live")
+    eq(ev["peers_gave_up_before_read"], abandoned, "peers that gave up vs the server's (accepted - read live)")
+    eq(c["clients_affected"], abandoned, "clients affected")
+    eq(c["listener"], srv.listener, "listener")
+    eq(ev["listener"], srv.listener, "listener in evidence")
+    cw = ss_close_wait(srv.port)
+    eq(ev["close_wait_now"], cw, "CLOSE_WAIT vs ss state close-wait")
+    check(ev["threads"] >= 5, "threads %r: the acceptor and 4 workers" % ev["threads"])
+    m, unread = pinned(lambda: srv.get("unread"), cs.metrics, what="server's unread")
+    eq(m.get1("connscope_connections_unread", listener=srv.listener), unread, "connections_unread gauge")
+    eq(m.get1("connscope_connections_abandoned_unread_total", listener=srv.listener), abandoned,
+       "abandoned counter")
+    eq(m.get1("connscope_connections_close_wait"), ss_close_wait(srv.port), "close_wait gauge vs ss")
+    eq(m.get1("connscope_first_read_wait_seconds_count", listener=srv.listener),
+       srv.get("read_live") + srv.get("read_late"), "first reads vs the server's reads")
+    eq(m.get1("connscope_diagnosis", cause="accepted_not_served"), 1, "diagnosis gauge")
+    eq(m.get1("connscope_diagnosis", cause="rejected_after_accept"), 0, "no rejection")
+    out = cs.stop()
+    check("accepted_not_served" in out and "peers_gave_up_before_read=%d" % abandoned in out,
+          "post-mortem names the cause with its count: %r" % out[:800])
+
+
+def test_served_pool_is_not_accepted_not_served():
+    srv = Counted("pool_server.py", "--workers", 40, "--block", 0.1)
+    cs = Connscope(srv.pid)
+    r = client("127.0.0.1", srv.port, 30, send="GET / HTTP/1.0\r\n\r\n", hold=1.0)
+    eq(r["connected"], 30, "clients connected")
+    wait_until(lambda: srv.get("read_live") == 30, 10, "the server to read all 30 while they waited")
+    m = settle(lambda: cs.metrics().get1("connscope_first_read_wait_seconds_count", listener=srv.listener),
+               what="first reads")
+    eq(m, 30, "first reads vs the server's")
+    time.sleep(0.5)
+    d = cs.json("/api/v1/diagnosis")
+    check("accepted_not_served" not in causes(d), "not named: %r" % causes(d))
+    eq(cs.metrics().get1("connscope_connections_abandoned_unread_total", listener=srv.listener), 0,
+       "no peer gave up")
+    cs.stop()
+
+
+def test_rejected_after_accept():
+    srv = Counted("limit_server.py", "--limit", 50)
+    cs = Connscope(srv.pid)
+    r = client("127.0.0.1", srv.port, 80, rate=200, hold=1.0)
+    eq(r["connected"], 80, "clients connected")
+    rejected = settle(lambda: srv.get("rejected"), what="the server's rejections")
+    check(rejected > 0, "the limit rejected some")
+    d = settle(lambda: cause(cs.json("/api/v1/diagnosis"), "rejected_after_accept")["evidence"]["rejected"],
+               what="rejections in the diagnosis")
+    eq(d, rejected, "rejections vs the server's own count")
+    dd = cs.json("/api/v1/diagnosis")
+    c = cause(dd, "rejected_after_accept")
+    eq(c["clients_affected"], rejected, "clients affected")
+    eq(c["listener"], srv.listener, "listener")
+    eq(c["evidence"]["last_rejected_bytes_out"], len(b"ERROR too many clients\n"), "the error line's bytes")
+    eq(c["evidence"]["last_rejected_bytes_in"], 0, "nothing read")
+    check("accepted_not_served" not in causes(dd), "not also not-served: %r" % causes(dd))
+    eq(cs.metrics().get1("connscope_connections_rejected_total", listener=srv.listener), rejected,
+       "rejected counter vs the server's")
+    eq(cs.metrics().get1("connscope_diagnosis", cause="rejected_after_accept"), 1, "diagnosis gauge")
+    out = cs.stop()
+    check("rejected_after_accept" in out, "post-mortem names the cause")
+
+
+def test_within_limit_is_not_rejected():
+    srv = Counted("limit_server.py", "--limit", 100)
+    cs = Connscope(srv.pid)
+    client("127.0.0.1", srv.port, 80, rate=200, hold=1.0)
+    wait_until(lambda: srv.get("open") == 0 and srv.get("accepted") == 80, 10, "the server to close all 80")
+    eq(srv.get("rejected"), 0, "the server rejected none")
+    settle(lambda: cs.metrics().get1("connscope_accepts_total", listener=srv.listener), what="accepts")
+    time.sleep(0.5)
+    d = cs.json("/api/v1/diagnosis")
+    check("rejected_after_accept" not in causes(d), "not named: %r" % causes(d))
+    eq(d["verdict"], "healthy", "verdict")
+    eq(cs.metrics().get1("connscope_connections_rejected_total", listener=srv.listener), 0, "no rejections")
+    cs.stop()

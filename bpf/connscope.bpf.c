@@ -290,6 +290,30 @@ FD_SYSCALL_EXIT(inotify_init1, CS_SYS_INOTIFY_INIT1)
 FD_SYSCALL_EXIT(memfd_create, CS_SYS_MEMFD_CREATE)
 FD_SYSCALL_EXIT(pidfd_open, CS_SYS_PIDFD_OPEN)
 
+/* The target as a client (a proxy, a service calling its database): a
+ * connect() or bind() with no local port left to take. */
+static __always_inline int on_port_syscall_exit(__u16 sys, long ret)
+{
+	if (ret != -EADDRNOTAVAIL && ret != -EADDRINUSE)
+		return 0;
+	if (!current_is_target())
+		return 0;
+	count_syscall_error(sys, -ret);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_connect")
+int exit_connect(struct syscall_trace_exit *ctx)
+{
+	return on_port_syscall_exit(CS_SYS_CONNECT, ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_exit_bind")
+int exit_bind(struct syscall_trace_exit *ctx)
+{
+	return on_port_syscall_exit(CS_SYS_BIND, ctx->ret);
+}
+
 /* A pre-forking server's workers are targets too, forked after attach or not. */
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)

@@ -1,11 +1,12 @@
 # SPDX-License-Identifier: MIT
 """What the app did with connections it accepted: accepted but not served
 (a worker pool too small for the load), rejected right after accept (a
-client limit that answers and closes), each made for real by a server that
-does it and compared with the server's own counts and ss; and the same
-servers with enough capacity, where neither cause is named."""
-import json, os, re, subprocess, time
-from lib import HARNESS, PY, Connscope, Proc, client, eq, check, pinned, settle, wait_until
+client limit that answers and closes); and the target as a client running
+out of local ports. Each made for real by a process that does it, compared
+with its own counts and ss; and the same processes with enough capacity,
+where the cause is not named."""
+import json, os, signal, subprocess, time
+from lib import HARNESS, PY, Connscope, Netns, Proc, Server, client, eq, check, pinned, settle, wait_until
 
 SERVERS = os.path.join(HARNESS, "servers")
 
@@ -38,10 +39,17 @@ def cause(d, name):
     raise AssertionError("cause %s not in %r" % (name, causes(d)))
 
 
-def ss_close_wait(port):
-    out = subprocess.run(["ss", "-tnH", "state", "close-wait", "sport = :%d" % port],
-                         capture_output=True, text=True, check=True).stdout
+def ss_count(ns, state, *filt):
+    """Sockets in state as `ss` lists them (in netns ns, if given)."""
+    argv = ["ss", "-tnH", "state", state] + list(filt)
+    if ns:
+        argv = ["ip", "netns", "exec", ns.name] + argv
+    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
     return len([l for l in out.splitlines() if l.strip()])
+
+
+def ss_close_wait(port):
+    return ss_count(None, "close-wait", "sport = :%d" % port)
 
 
 def test_accepted_not_served():
@@ -134,4 +142,58 @@ def test_within_limit_is_not_rejected():
     check("rejected_after_accept" not in causes(d), "not named: %r" % causes(d))
     eq(d["verdict"], "healthy", "verdict")
     eq(cs.metrics().get1("connscope_connections_rejected_total", listener=srv.listener), 0, "no rejections")
+    cs.stop()
+
+
+def outbound_run(count):
+    """A client target in a netns with 10 local ports and no TIME_WAIT reuse,
+    calling a sink server there count times. Returns (target stats, the
+    diagnosis read after them, connscope, netns, sink)."""
+    ns = Netns()
+    for kv in ("net.ipv4.ip_local_port_range=40000 40009", "net.ipv4.tcp_tw_reuse=0"):
+        subprocess.run(["ip", "netns", "exec", ns.name, "sysctl", "-qw", kv], check=True)
+    sink = Server("--mode", "close_on_eof", netns=ns)
+    tgt = Proc([PY, os.path.join(SERVERS, "outbound_client.py"), "127.0.0.1", str(sink.port),
+                "--count", str(count)], netns=ns)
+    tgt.wait_line("READY")
+    cs = Connscope(tgt.pid)
+    os.kill(tgt.pid, signal.SIGUSR1)
+    tgt.wait_line("DONE", timeout=30)
+    st = json.loads(tgt.wait_line("STATS")[6:])
+    return st, cs, ns
+
+
+def test_ephemeral_ports_exhausted():
+    st, cs, ns = outbound_run(30)
+    failed = st["failed"].get("EADDRNOTAVAIL", 0)
+    check(failed > 0, "the target ran out of ports: %r" % st)
+    eq(sum(st["failed"].values()), failed, "every failure was EADDRNOTAVAIL: %r" % st)
+    tw = settle(lambda: ss_count(ns, "time-wait"), what="TIME_WAIT count")
+    got = settle(lambda: cs.metrics().get1("connscope_syscall_errors_total", syscall="connect",
+                                           errno="EADDRNOTAVAIL"), what="connect errors")
+    eq(got, failed, "connect EADDRNOTAVAIL vs the target's own count")
+    time.sleep(0.5)
+    d = cs.json("/api/v1/diagnosis")
+    c = cause(d, "ephemeral_ports_exhausted")
+    ev = c["evidence"]
+    eq(ev["connect_eaddrnotavail"], failed, "evidence vs the target's own count")
+    eq(ev["port_errors"], failed, "errors in the window")
+    eq(c["clients_affected"], failed, "clients affected")
+    eq(ev["ip_local_port_range"], "40000 40009", "port range of the target's netns")
+    eq(ev["local_ports_in_range"], 10, "ports in range")
+    eq(ev["time_wait_netns"], tw, "TIME_WAIT vs ss state time-wait")
+    eq(d["verdict"], "ephemeral_ports_exhausted", "verdict")
+    eq(cs.metrics().get1("connscope_diagnosis", cause="ephemeral_ports_exhausted"), 1, "diagnosis gauge")
+    out = cs.stop()
+    check("ephemeral_ports_exhausted" in out and "connect_eaddrnotavail=%d" % failed in out,
+          "post-mortem names the cause: %r" % out[:600])
+
+
+def test_enough_ports_is_not_exhausted():
+    st, cs, ns = outbound_run(5)
+    eq(st, {"connected": 5, "failed": {}}, "every connect succeeded")
+    time.sleep(0.6)
+    d = cs.json("/api/v1/diagnosis")
+    check("ephemeral_ports_exhausted" not in causes(d), "not named: %r" % causes(d))
+    eq(d["verdict"], "healthy", "verdict")
     cs.stop()

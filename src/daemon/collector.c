@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <netinet/tcp.h>
 #include <unistd.h>
 #include "probes.h"
 #include "procfs.h"
@@ -169,6 +170,27 @@ static bool is_listen_port(uint16_t port, void *arg)
 	return false;
 }
 
+static bool port_errors_seen(const struct cs_snapshot *s)
+{
+	for (int i = 0; i < s->n_syserr; i++)
+		if (s->syserr[i].syscall == CS_SYS_CONNECT || s->syserr[i].syscall == CS_SYS_BIND)
+			return true;
+	return false;
+}
+
+/* CLOSE_WAIT on the target's ports; TIME_WAIT in the namespace only once the
+ * target failed to find a local port (a churning host holds tens of
+ * thousands, too many to dump every tick for nothing). */
+static void read_sockets(struct collector *c, struct cs_snapshot *s)
+{
+	sockdiag_port_range(c->sockdiag, &s->port_range_low, &s->port_range_high);
+	if (sockdiag_state(c->sockdiag, TCP_CLOSE_WAIT, is_listen_port, s, &s->close_wait, &s->close_wait_oldest_s))
+		s->close_wait = 0;
+	if (!port_errors_seen(s) ||
+	    sockdiag_state(c->sockdiag, TCP_TIME_WAIT, NULL, NULL, &s->time_wait, NULL))
+		s->time_wait = 0;
+}
+
 static bool target_alive(struct collector *c)
 {
 	uint64_t st;
@@ -230,12 +252,12 @@ static void collect(struct collector *c)
 		n = sockdiag_listeners(c->sockdiag, s->listeners, CS_LISTENERS_MAX);
 		s->n_listeners = n < 0 ? 0 : n;
 		filter_listeners(c, s, pids, npids);
-		if (sockdiag_close_wait(c->sockdiag, is_listen_port, s, &s->close_wait, &s->close_wait_oldest_s))
-			s->close_wait = 0;
 	} else {
 		s->processes = 0;
 	}
 	probes_read(c->probes, s);
+	if (s->target_up)
+		read_sockets(c, s); /* after the probes: it asks what they saw */
 	label_ports(s);
 	s->mono_s = mono_now();
 	s->collect_seconds = s->mono_s - t0;

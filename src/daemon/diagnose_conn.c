@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: MIT
 /* Rules on what the app did with the connections it accepted: accepted and
  * left unread (a worker pool or event loop too busy to serve), closed at
- * once unread (a rejection), and clients that failed with no known cause. */
+ * once unread (a rejection); on its own outbound connections (no local port
+ * left); and clients that failed with no known cause. */
 #include "diagnose_conn.h"
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include "diagnose_rules.h"
@@ -12,6 +14,7 @@ struct conn_window {
 	double seconds;
 	uint64_t accepts, first_reads, gave_up, closed_unread, rejected;
 	uint64_t resets_received, closed_before_accept, synack_retrans, abort_on_timeout;
+	uint64_t port_errors;
 	uint64_t max_unread;
 	uint32_t max_close_wait;
 };
@@ -32,6 +35,7 @@ static void conn_window_sum(const struct cs_point *pts, int n, struct conn_windo
 		w->closed_before_accept += p->closed_before_accept;
 		w->synack_retrans += p->synack_retrans;
 		w->abort_on_timeout += p->abort_on_timeout;
+		w->port_errors += p->port_errors;
 		if (p->unread > w->max_unread)
 			w->max_unread = p->unread;
 		if (p->close_wait > w->max_close_wait)
@@ -160,6 +164,40 @@ static void rule_rejected(const struct cs_snapshot *s, const struct conn_window 
 	    "auth configuration clients fail on.");
 }
 
+/* The target as a client ran out of local ports for its outbound
+ * connections (a proxy, a gateway, a service calling its database). */
+static void rule_ports(const struct cs_snapshot *s, const struct conn_window *w, struct cs_diagnosis *d)
+{
+	int range = s->port_range_high >= s->port_range_low && s->port_range_low > 0 ?
+		    s->port_range_high - s->port_range_low + 1 : 0;
+	struct cs_cause *c;
+
+	if (!w->port_errors)
+		return;
+	c = add_cause(d, "ephemeral_ports_exhausted", "critical", 88);
+	if (!c)
+		return;
+	set_clients(c, (double)w->port_errors, "outbound connect/bind calls that found no local port", NULL);
+	evidence_num(c, "port_errors", (double)w->port_errors);
+	evidence_num(c, "connect_eaddrnotavail", (double)snapshot_port_errors(s, CS_SYS_CONNECT, EADDRNOTAVAIL));
+	evidence_num(c, "connect_eaddrinuse", (double)snapshot_port_errors(s, CS_SYS_CONNECT, EADDRINUSE));
+	evidence_num(c, "bind_eaddrinuse", (double)snapshot_port_errors(s, CS_SYS_BIND, EADDRINUSE));
+	evidence_num(c, "bind_eaddrnotavail", (double)snapshot_port_errors(s, CS_SYS_BIND, EADDRNOTAVAIL));
+	evidence_text(c, "ip_local_port_range", "%d %d", s->port_range_low, s->port_range_high);
+	evidence_num(c, "local_ports_in_range", range);
+	evidence_num(c, "time_wait_netns", s->time_wait);
+	cause_explain(c, "The target could not find a free local port for its own outbound "
+	    "connections: %llu connect()/bind() calls failed with EADDRNOTAVAIL/EADDRINUSE. "
+	    "net.ipv4.ip_local_port_range is %d-%d (%d ports) and %u sockets sit in TIME_WAIT in "
+	    "its namespace, each holding a port for 60 s after a close. Requests that needed an "
+	    "upstream connection failed.",
+	    (unsigned long long)w->port_errors, s->port_range_low, s->port_range_high, range, s->time_wait);
+	cause_fix(c, "Reuse upstream connections (HTTP keep-alive, a connection pool to the database "
+	    "or upstream) instead of one connection per request; widen net.ipv4.ip_local_port_range; "
+	    "set IP_BIND_ADDRESS_NO_PORT before bind() to a source address; add upstream addresses "
+	    "or source IPs (each 4-tuple needs its own port only per destination).");
+}
+
 void diagnose_conn(const struct cs_snapshot *s, const struct cs_point *pts, int npts,
 		   struct cs_diagnosis *d)
 {
@@ -168,6 +206,7 @@ void diagnose_conn(const struct cs_snapshot *s, const struct cs_point *pts, int 
 	conn_window_sum(pts, npts, &w);
 	rule_not_served(s, &w, d);
 	rule_rejected(s, &w, d);
+	rule_ports(s, &w, d);
 }
 
 bool diagnose_conn_unexplained(const struct cs_snapshot *s, const struct cs_point *pts, int npts,

@@ -79,6 +79,7 @@ static void serve_point(const struct cs_snapshot *prev, const struct cs_snapshot
 	p->closed_unread = delta(a.closed_unread, b.closed_unread);
 	p->rejected = delta(a.rejected, b.rejected);
 	p->close_wait = cur->close_wait;
+	p->port_errors = delta(snapshot_port_errors(cur, -1, 0), snapshot_port_errors(prev, -1, 0));
 	p->synack_retrans = delta(cur->counters[CS_CNT_SYNACK_RETRANS], prev->counters[CS_CNT_SYNACK_RETRANS]);
 	if (cur->have_tcp_ext)
 		p->abort_on_timeout = delta(cur->tcp_ext[CS_TE_ABORT_ON_TIMEOUT], prev->tcp_ext[CS_TE_ABORT_ON_TIMEOUT]);

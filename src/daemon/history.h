@@ -32,6 +32,7 @@ struct cs_point {
 	uint64_t first_reads, gave_up_unread, closed_unread, rejected;
 	uint64_t synack_retrans;   /* on the target's listeners */
 	uint64_t abort_on_timeout; /* netns TcpExt TCPAbortOnTimeout */
+	uint64_t port_errors;      /* connect/bind EADDRNOTAVAIL+EADDRINUSE by the target */
 	/* levels at the end of the interval */
 	long open_fds;
 	long fd_soft;

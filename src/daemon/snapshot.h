@@ -103,6 +103,10 @@ struct cs_snapshot {
 	 * peer's last data (tcpi_last_data_recv) */
 	uint32_t close_wait;
 	double close_wait_oldest_s;
+	/* the target as a client: net.ipv4.ip_local_port_range, and TIME_WAIT
+	 * sockets in the namespace (read only after a connect/bind port error) */
+	int port_range_low, port_range_high;
+	uint32_t time_wait;
 
 	double collect_seconds; /* what building this snapshot took */
 };
@@ -112,6 +116,9 @@ uint64_t snapshot_listen_drops(const struct cs_snapshot *s);
 uint64_t snapshot_resets_sent(const struct cs_snapshot *s);
 uint64_t snapshot_fd_errors(const struct cs_snapshot *s, int err);
 uint64_t snapshot_accept_errors(const struct cs_snapshot *s, int err);
+/* connect()/bind() by the target that found no local port (EADDRNOTAVAIL,
+ * EADDRINUSE); syscall is CS_SYS_CONNECT, CS_SYS_BIND, or -1 for both. */
+uint64_t snapshot_port_errors(const struct cs_snapshot *s, int syscall, int err);
 /* Accepted since attach, open, and never read by the app. */
 uint64_t snapshot_port_unread(const struct cs_port *p);
 #endif

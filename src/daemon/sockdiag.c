@@ -24,28 +24,31 @@
 #include <unistd.h>
 
 #define CS_TCP_LISTEN 10
-#define CS_TCP_CLOSE_WAIT 8
 
 struct sockdiag {
 	int fd;
 	int somaxconn;
+	int port_low, port_high; /* net.ipv4.ip_local_port_range */
 	uint32_t seq;
 };
+
+/* A /proc/sys file of the calling thread's network namespace, or "" */
+static void read_sysctl(const char *path, char *buf, size_t len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd < 0 ? -1 : read(fd, buf, len - 1);
+
+	if (fd >= 0)
+		close(fd);
+	buf[n > 0 ? n : 0] = '\0';
+}
 
 static int read_somaxconn(void)
 {
 	char buf[32];
-	int fd = open("/proc/sys/net/core/somaxconn", O_RDONLY | O_CLOEXEC);
-	ssize_t n;
 
-	if (fd < 0)
-		return -1;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = '\0';
-	return atoi(buf);
+	read_sysctl("/proc/sys/net/core/somaxconn", buf, sizeof(buf));
+	return buf[0] ? atoi(buf) : -1;
 }
 
 int sockdiag_new(int pid, struct sockdiag **out)
@@ -77,6 +80,13 @@ int sockdiag_new(int pid, struct sockdiag **out)
 	sd->fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
 	err = sd->fd < 0 ? -errno : 0;
 	sd->somaxconn = read_somaxconn();
+	{
+		char range[64];
+
+		read_sysctl("/proc/sys/net/ipv4/ip_local_port_range", range, sizeof(range));
+		if (sscanf(range, "%d %d", &sd->port_low, &sd->port_high) != 2)
+			sd->port_low = sd->port_high = -1;
+	}
 	if (setns(self_ns, CLONE_NEWNET)) {
 		err = -errno;
 		fprintf(stderr, "connscope: cannot return to own network namespace: %s\n", strerror(errno));
@@ -111,6 +121,12 @@ void sockdiag_free(struct sockdiag *sd)
 int sockdiag_somaxconn(const struct sockdiag *sd)
 {
 	return sd->somaxconn;
+}
+
+void sockdiag_port_range(const struct sockdiag *sd, int *low, int *high)
+{
+	*low = sd->port_low;
+	*high = sd->port_high;
 }
 
 static void parse_listener(struct nlmsghdr *h, struct cs_listener *l)
@@ -210,21 +226,21 @@ int sockdiag_listeners(struct sockdiag *sd, struct cs_listener *out, int max)
 	return err ? err : d.n;
 }
 
-struct close_wait_dump {
+struct state_dump {
 	bool (*is_port)(uint16_t port, void *arg);
 	void *arg;
 	uint32_t count;
 	uint32_t oldest_ms;
 };
 
-static void on_close_wait(struct nlmsghdr *h, void *arg)
+static void on_state(struct nlmsghdr *h, void *arg)
 {
-	struct close_wait_dump *d = arg;
+	struct state_dump *d = arg;
 	struct inet_diag_msg *m = NLMSG_DATA(h);
 	int rtlen = h->nlmsg_len - NLMSG_LENGTH(sizeof(*m));
 	struct rtattr *a = (struct rtattr *)(m + 1);
 
-	if (!d->is_port(ntohs(m->id.idiag_sport), d->arg))
+	if (d->is_port && !d->is_port(ntohs(m->id.idiag_sport), d->arg))
 		return;
 	d->count++;
 	for (; RTA_OK(a, rtlen); a = RTA_NEXT(a, rtlen)) {
@@ -237,16 +253,17 @@ static void on_close_wait(struct nlmsghdr *h, void *arg)
 	}
 }
 
-int sockdiag_close_wait(struct sockdiag *sd, bool (*is_port)(uint16_t port, void *arg), void *arg,
-			uint32_t *count, double *oldest_s)
+int sockdiag_state(struct sockdiag *sd, int state, bool (*is_port)(uint16_t port, void *arg), void *arg,
+		   uint32_t *count, double *oldest_s)
 {
-	struct close_wait_dump d = { .is_port = is_port, .arg = arg };
-	uint8_t ext = 1u << (INET_DIAG_INFO - 1);
-	int err = dump_family(sd, AF_INET, 1u << CS_TCP_CLOSE_WAIT, ext, on_close_wait, &d);
+	struct state_dump d = { .is_port = is_port, .arg = arg };
+	uint8_t ext = oldest_s ? 1u << (INET_DIAG_INFO - 1) : 0;
+	int err = dump_family(sd, AF_INET, 1u << state, ext, on_state, &d);
 
 	if (!err)
-		err = dump_family(sd, AF_INET6, 1u << CS_TCP_CLOSE_WAIT, ext, on_close_wait, &d);
+		err = dump_family(sd, AF_INET6, 1u << state, ext, on_state, &d);
 	*count = d.count;
-	*oldest_s = d.oldest_ms / 1000.0;
+	if (oldest_s)
+		*oldest_s = d.oldest_ms / 1000.0;
 	return err;
 }

@@ -17,8 +17,11 @@ int sockdiag_somaxconn(const struct sockdiag *sd);
 /* Every TCP listener (IPv4 and IPv6) in the namespace into out[0..max).
  * Returns the count or -errno. */
 int sockdiag_listeners(struct sockdiag *sd, struct cs_listener *out, int max);
-/* CLOSE_WAIT connections whose local port is_port() accepts: their count,
- * and the longest time since any of them received data. 0 or -errno. */
-int sockdiag_close_wait(struct sockdiag *sd, bool (*is_port)(uint16_t port, void *arg), void *arg,
-			uint32_t *count, double *oldest_s);
+/* net.ipv4.ip_local_port_range of the namespace at start (-1 -1 if unread). */
+void sockdiag_port_range(const struct sockdiag *sd, int *low, int *high);
+/* TCP sockets in state (TCP_CLOSE_WAIT...) whose local port is_port()
+ * accepts (every one if is_port is NULL): their count and, if oldest_s is
+ * not NULL, the longest time since any of them received data. 0 or -errno. */
+int sockdiag_state(struct sockdiag *sd, int state, bool (*is_port)(uint16_t port, void *arg), void *arg,
+		   uint32_t *count, double *oldest_s);
 #endif

@@ -68,6 +68,27 @@ struct {
 	__type(value, __u64);
 } resets_sent SEC(".maps");
 
+/* Bit tgid%64 of word tgid/64 is set for every tgid that was ever a target:
+ * the first test of the read hooks, which run for every read on the machine,
+ * where even a hash lookup per call cost more than the rest of connscope.
+ * Never cleared: a stale bit costs one lookup; serve_fds decides. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, CS_TARGET_BITS_WORDS);
+	__type(key, __u32);
+	__type(value, __u64);
+} target_bits SEC(".maps");
+
+/* (tgid, fd) of an accepted connection -> its struct sock *, until the app's
+ * first read on that fd: later reads of the fd miss at once. A plain hash
+ * sized like conns; a full table is counted (CS_CNT_SERVE_FDS_FULL). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, CS_CONNS_MAX);
+	__type(key, struct cs_serve_fd_key);
+	__type(value, __u64);
+} serve_fds SEC(".maps");
+
 /* Feeds connscope_first_read_wait_seconds and the unread/abandoned/rejected
  * connection counts, by local port (see serve_* below). */
 struct {
@@ -193,6 +214,134 @@ static __always_inline int on_fd_syscall_exit(__u16 sys, long ret)
 	return 0;
 }
 
+/* Serving: did the app read what it accepted? A read call (at entry: a
+ * blocking read that waits for data is the app serving) marks the
+ * connection; a peer that sent a request and left before that gave up on
+ * an app that accepted but did not serve. */
+static __always_inline struct cs_serve_stats *serve_stats_get(__u16 port)
+{
+	return map_lookup_or_init(&serve_stats, &port, &zero_serve_stats);
+}
+
+/* fin: the peer's FIN was received (it counts one in bytes_received). */
+static __always_inline void serve_peer_left(const struct sock *sk, struct cs_conn *conn, bool fin)
+{
+	struct cs_serve_stats *st;
+
+	if ((conn->flags & (CS_CONN_ACCEPTED | CS_CONN_READ | CS_CONN_GAVE_UP)) != CS_CONN_ACCEPTED)
+		return;
+	/* a peer that sent nothing and left was not waiting for the app */
+	if (BPF_CORE_READ((struct tcp_sock *)sk, bytes_received) <= (fin ? 1 : 0))
+		return;
+	conn->flags |= CS_CONN_GAVE_UP;
+	st = serve_stats_get(conn->port);
+	if (st)
+		st->gave_up++;
+}
+
+/* CLOSE_WAIT: the peer left. FIN_WAIT1: the app closed first (from
+ * ESTABLISHED only); unread and soon after accept, that is a rejection.
+ * CLOSE: was it ever read? */
+static __always_inline void serve_on_state(const struct sock *sk, struct cs_conn *conn, int newstate)
+{
+	struct cs_serve_stats *st;
+	__u64 now, life;
+
+	if (newstate == TCP_CLOSE_WAIT) {
+		serve_peer_left(sk, conn, true);
+		return;
+	}
+	if ((newstate != TCP_CLOSE && newstate != TCP_FIN_WAIT1) ||
+	    (conn->flags & (CS_CONN_ACCEPTED | CS_CONN_READ)) != CS_CONN_ACCEPTED)
+		return;
+	st = serve_stats_get(conn->port);
+	if (!st)
+		return;
+	if (newstate == TCP_CLOSE) {
+		st->closed_unread++;
+		return;
+	}
+	now = bpf_ktime_get_ns();
+	life = now - conn->accepted_ns;
+	if (life >= CS_REJECT_WINDOW_NS)
+		return;
+	st->rejected++;
+	st->rejected_life_sum_ns += life;
+	st->rejected_last_ns = now;
+	st->rejected_last_bytes_in = BPF_CORE_READ((struct tcp_sock *)sk, bytes_received);
+	st->rejected_last_bytes_out = BPF_CORE_READ((struct tcp_sock *)sk, bytes_sent);
+}
+
+static __always_inline void serve_on_accept(long fd, struct sock *sk)
+{
+	struct cs_serve_fd_key key = { .tgid = bpf_get_current_pid_tgid() >> 32, .fd = fd };
+	__u64 val = (__u64)sk;
+
+	/* BPF_ANY: the fd number of a connection closed unread is reused */
+	if (bpf_map_update_elem(&serve_fds, &key, &val, BPF_ANY))
+		count(CS_CNT_SERVE_FDS_FULL);
+}
+
+static __always_inline bool tgid_maybe_target(__u32 tgid)
+{
+	__u32 idx = tgid / 64;
+	__u64 *w = bpf_map_lookup_elem(&target_bits, &idx);
+
+	return w && (*w & (1ULL << (tgid % 64)));
+}
+
+static __always_inline void mark_target_bit(__u32 tgid)
+{
+	__u32 idx = tgid / 64;
+	__u64 *w = bpf_map_lookup_elem(&target_bits, &idx);
+
+	if (w)
+		__sync_fetch_and_or(w, 1ULL << (tgid % 64));
+}
+
+static __always_inline int on_read_enter(long fd)
+{
+	struct cs_serve_fd_key fkey = { .tgid = bpf_get_current_pid_tgid() >> 32, .fd = fd };
+	struct cs_serve_stats *st;
+	struct cs_conn *conn;
+	__u64 *skp, key, wait;
+
+	/* every read on the machine comes here: the target decides first */
+	if (!tgid_maybe_target(fkey.tgid))
+		return 0;
+	skp = bpf_map_lookup_elem(&serve_fds, &fkey);
+	if (!skp)
+		return 0;
+	key = *skp;
+	bpf_map_delete_elem(&serve_fds, &fkey);
+	conn = bpf_map_lookup_elem(&conns, &key);
+	if (!conn || (conn->flags & (CS_CONN_ACCEPTED | CS_CONN_READ)) != CS_CONN_ACCEPTED)
+		return 0;
+	conn->flags |= CS_CONN_READ;
+	st = serve_stats_get(conn->port);
+	if (!st)
+		return 0;
+	wait = bpf_ktime_get_ns() - conn->accepted_ns;
+	st->first_read_slots[hist_slot(wait)]++;
+	st->first_read_sum_ns += wait;
+	st->first_reads++;
+	return 0;
+}
+
+/* Entry, not exit: the exit tracepoint does not carry the fd. */
+#define READ_SYSCALL_ENTER(name)                                \
+	SEC("tracepoint/syscalls/sys_enter_" #name)             \
+	int enter_##name(struct trace_event_raw_sys_enter *ctx) \
+	{                                                       \
+		return on_read_enter(ctx->args[0]);             \
+	}
+
+READ_SYSCALL_ENTER(read)
+READ_SYSCALL_ENTER(readv)
+READ_SYSCALL_ENTER(recvfrom)
+READ_SYSCALL_ENTER(recvmsg)
+READ_SYSCALL_ENTER(recvmmsg)
+
 static __always_inline void on_accepted(struct sock *sk)
 {
 	__u64 key = (__u64)sk, now = bpf_ktime_get_ns();
@@ -242,8 +391,10 @@ static __always_inline int on_accept_exit(__u16 sys, long ret)
 		return 0;
 	}
 	sk = fd_to_sock(ret);
-	if (sk)
+	if (sk) {
 		on_accepted(sk);
+		serve_on_accept(ret, sk);
+	}
 	return 0;
 }
 
@@ -326,6 +477,7 @@ int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 		return 0;
 	if (bpf_map_update_elem(&targets, &ctgid, &one, BPF_ANY))
 		count(CS_CNT_TARGETS_FULL);
+	mark_target_bit(ctgid);
 	return 0;
 }
 
@@ -341,106 +493,6 @@ static __always_inline void on_listen(const struct sock *sk)
 	if (v)
 		*v = 1;
 }
-
-/* Serving: did the app read what it accepted? A read call (at entry: a
- * blocking read that waits for data is the app serving) marks the
- * connection; a peer that sent a request and left before that gave up on
- * an app that accepted but did not serve. */
-static __always_inline struct cs_serve_stats *serve_stats_get(__u16 port)
-{
-	return map_lookup_or_init(&serve_stats, &port, &zero_serve_stats);
-}
-
-/* fin: the peer's FIN was received (it counts one in bytes_received). */
-static __always_inline void serve_peer_left(const struct sock *sk, struct cs_conn *conn, bool fin)
-{
-	struct cs_serve_stats *st;
-
-	if ((conn->flags & (CS_CONN_ACCEPTED | CS_CONN_READ | CS_CONN_GAVE_UP)) != CS_CONN_ACCEPTED)
-		return;
-	/* a peer that sent nothing and left was not waiting for the app */
-	if (BPF_CORE_READ((struct tcp_sock *)sk, bytes_received) <= (fin ? 1 : 0))
-		return;
-	conn->flags |= CS_CONN_GAVE_UP;
-	st = serve_stats_get(conn->port);
-	if (st)
-		st->gave_up++;
-}
-
-/* CLOSE_WAIT: the peer left. FIN_WAIT1: the app closed first (from
- * ESTABLISHED only); unread and soon after accept, that is a rejection.
- * CLOSE: was it ever read? */
-static __always_inline void serve_on_state(const struct sock *sk, struct cs_conn *conn, int newstate)
-{
-	struct cs_serve_stats *st;
-	__u64 now, life;
-
-	if (newstate == TCP_CLOSE_WAIT) {
-		serve_peer_left(sk, conn, true);
-		return;
-	}
-	if ((newstate != TCP_CLOSE && newstate != TCP_FIN_WAIT1) ||
-	    (conn->flags & (CS_CONN_ACCEPTED | CS_CONN_READ)) != CS_CONN_ACCEPTED)
-		return;
-	st = serve_stats_get(conn->port);
-	if (!st)
-		return;
-	if (newstate == TCP_CLOSE) {
-		st->closed_unread++;
-		return;
-	}
-	now = bpf_ktime_get_ns();
-	life = now - conn->accepted_ns;
-	if (life >= CS_REJECT_WINDOW_NS)
-		return;
-	st->rejected++;
-	st->rejected_life_sum_ns += life;
-	st->rejected_last_ns = now;
-	st->rejected_last_bytes_in = BPF_CORE_READ((struct tcp_sock *)sk, bytes_received);
-	st->rejected_last_bytes_out = BPF_CORE_READ((struct tcp_sock *)sk, bytes_sent);
-}
-
-static __always_inline int on_read_enter(long fd)
-{
-	struct cs_serve_stats *st;
-	struct cs_conn *conn;
-	struct sock *sk;
-	__u64 key, wait;
-
-	/* every read on the machine comes here: the target decides first */
-	if (!current_is_target())
-		return 0;
-	sk = fd_to_sock(fd);
-	if (!sk)
-		return 0;
-	key = (__u64)sk;
-	conn = bpf_map_lookup_elem(&conns, &key);
-	if (!conn || (conn->flags & (CS_CONN_ACCEPTED | CS_CONN_READ)) != CS_CONN_ACCEPTED)
-		return 0;
-	conn->flags |= CS_CONN_READ;
-	st = serve_stats_get(conn->port);
-	if (!st)
-		return 0;
-	wait = bpf_ktime_get_ns() - conn->accepted_ns;
-	st->first_read_slots[hist_slot(wait)]++;
-	st->first_read_sum_ns += wait;
-	st->first_reads++;
-	return 0;
-}
-
-/* Entry, not exit: the exit tracepoint does not carry the fd. */
-#define READ_SYSCALL_ENTER(name)                                \
-	SEC("tracepoint/syscalls/sys_enter_" #name)             \
-	int enter_##name(struct trace_event_raw_sys_enter *ctx) \
-	{                                                       \
-		return on_read_enter(ctx->args[0]);             \
-	}
-
-READ_SYSCALL_ENTER(read)
-READ_SYSCALL_ENTER(readv)
-READ_SYSCALL_ENTER(recvfrom)
-READ_SYSCALL_ENTER(recvmsg)
-READ_SYSCALL_ENTER(recvmmsg)
 
 static __always_inline void on_close(__u64 key, struct cs_conn *conn, int oldstate)
 {

@@ -70,8 +70,8 @@ static __always_inline __u16 sk_local_port(const struct sock *sk)
 	return __builtin_bswap16(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
 }
 
-/* The struct sock behind fd of the current task, NULL if none or if the fd
- * is not a socket. */
+/* The struct sock behind fd of the current task, NULL if none. Only called
+ * with an fd accept() just returned, so the file is a socket. */
 static __always_inline struct sock *fd_to_sock(long fd)
 {
 	/* BTF pointers: the walk is direct loads, not helper calls; only the
@@ -86,8 +86,7 @@ static __always_inline struct sock *fd_to_sock(long fd)
 	if (bpf_probe_read_kernel(&file, sizeof(file), &fdt->fd[fd]) || !file)
 		return NULL;
 	sock = BPF_CORE_READ(file, private_data);
-	/* a read may name any fd: only a socket's file points back from it */
-	if (!sock || BPF_CORE_READ(sock, file) != file)
+	if (!sock)
 		return NULL;
 	return BPF_CORE_READ(sock, sk);
 }

@@ -17,6 +17,8 @@
  * array lookups, so every TCP state change on the machine is judged by one
  * load instead of a hash lookup. */
 #define CS_PORT_SPACE 65536
+/* Every possible tgid (PID_MAX_LIMIT, 2^22) as one bit: a 512 KiB bitmap. */
+#define CS_TARGET_BITS_WORDS (4194304 / 64)
 /* Passive connections tracked from ESTABLISHED to CLOSE: above the ~19,000
  * sockets one process can hold here, with room for full accept queues. */
 #define CS_CONNS_MAX 65536
@@ -75,6 +77,7 @@ enum cs_counter {
 	CS_CNT_TARGETS_FULL,      /* a forked child not watched: targets map full */
 	CS_CNT_EVENTS_DROPPED,    /* ring buffer full */
 	CS_CNT_EVENTS_SAMPLED,    /* events not sent because of CS_EVENT_MIN_GAP_NS */
+	CS_CNT_SERVE_FDS_FULL,    /* an accepted fd not watched for its first read */
 	CS_CNT_MAX,
 };
 
@@ -114,6 +117,12 @@ struct cs_port_stats {
 /* An app close (FIN) before any read within this long of accept is a
  * rejection ("too many clients", auth failure); later it is an idle close. */
 #define CS_REJECT_WINDOW_NS (1000ULL * 1000 * 1000)
+
+/* An accepted fd of a target process, waiting for the app's first read. */
+struct cs_serve_fd_key {
+	__u32 tgid;
+	__u32 fd;
+};
 
 /* How the app served accepted connections, per local listen port; a per-CPU
  * map value (serve_stats), summed in userspace. */

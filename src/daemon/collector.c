@@ -178,13 +178,26 @@ static bool port_errors_seen(const struct cs_snapshot *s)
 	return false;
 }
 
-/* CLOSE_WAIT on the target's ports; TIME_WAIT in the namespace only once the
- * target failed to find a local port (a churning host holds tens of
- * thousands, too many to dump every tick for nothing). */
+static bool peers_gave_up(const struct cs_snapshot *s)
+{
+	for (int i = 0; i < s->n_ports; i++)
+		if (s->ports[i].serve.gave_up)
+			return true;
+	return false;
+}
+
+/* A dump by state walks the namespace's whole established hash (262,144
+ * buckets here: a millisecond a dump, more than the rest of a tick), so
+ * CLOSE_WAIT is read only once peers gave up on unread connections, and
+ * TIME_WAIT once the target failed to find a local port: when a rule needs
+ * them as evidence. */
 static void read_sockets(struct collector *c, struct cs_snapshot *s)
 {
 	sockdiag_port_range(c->sockdiag, &s->port_range_low, &s->port_range_high);
-	if (sockdiag_state(c->sockdiag, TCP_CLOSE_WAIT, is_listen_port, s, &s->close_wait, &s->close_wait_oldest_s))
+	s->have_close_wait = peers_gave_up(s) &&
+			     !sockdiag_state(c->sockdiag, TCP_CLOSE_WAIT, is_listen_port, s, &s->close_wait,
+					     &s->close_wait_oldest_s);
+	if (!s->have_close_wait)
 		s->close_wait = 0;
 	if (!port_errors_seen(s) ||
 	    sockdiag_state(c->sockdiag, TCP_TIME_WAIT, NULL, NULL, &s->time_wait, NULL))

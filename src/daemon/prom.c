@@ -167,8 +167,10 @@ static void render_serving(const struct cs_snapshot *s, struct sbuf *b)
 		sample_l(b, "connections_rejected_total", "listener", s->ports[i].label,
 			 (double)s->ports[i].serve.rejected);
 	family(b, "connections_close_wait", "gauge",
-	       "Connections on the target's listen ports in CLOSE_WAIT: the peer closed, the app did not.");
-	sample(b, "connections_close_wait", s->close_wait);
+	       "Connections on the target's listen ports in CLOSE_WAIT: the peer closed, the app did not "
+	       "(read once a peer gave up on an unread connection).");
+	if (s->have_close_wait)
+		sample(b, "connections_close_wait", s->close_wait);
 }
 
 static void render_tcp(const struct cs_snapshot *s, struct sbuf *b)
@@ -209,6 +211,7 @@ void prom_render(const struct cs_snapshot *s, const struct cs_diagnosis *d,
 	sample_l(b, "events_lost_total", "kind", "ringbuf_full", (double)s->counters[CS_CNT_EVENTS_DROPPED]);
 	sample_l(b, "events_lost_total", "kind", "conn_table_full", (double)s->counters[CS_CNT_CONNS_TABLE_FULL]);
 	sample_l(b, "events_lost_total", "kind", "targets_full", (double)s->counters[CS_CNT_TARGETS_FULL]);
+	sample_l(b, "events_lost_total", "kind", "serve_fds_full", (double)s->counters[CS_CNT_SERVE_FDS_FULL]);
 	family(b, "events_sampled_total", "counter",
 	       "Per-event details not sent (at most one per kind per 10 ms); their counts are exact.");
 	sample(b, "events_sampled_total", (double)s->counters[CS_CNT_EVENTS_SAMPLED]);

@@ -100,7 +100,9 @@ struct cs_snapshot {
 
 	/* sock_diag: connections on the target's listen ports in CLOSE_WAIT
 	 * (peer closed, app did not), and the longest any waited since its
-	 * peer's last data (tcpi_last_data_recv) */
+	 * peer's last data (tcpi_last_data_recv); read only once a peer gave
+	 * up on an unread connection (have_close_wait) */
+	bool have_close_wait;
 	uint32_t close_wait;
 	double close_wait_oldest_s;
 	/* the target as a client: net.ipv4.ip_local_port_range, and TIME_WAIT

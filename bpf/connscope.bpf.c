@@ -68,27 +68,6 @@ struct {
 	__type(value, __u64);
 } resets_sent SEC(".maps");
 
-/* Bit tgid%64 of word tgid/64 is set for every tgid that was ever a target:
- * the first test of the read hooks, which run for every read on the machine,
- * where even a hash lookup per call cost more than the rest of connscope.
- * Never cleared: a stale bit costs one lookup; serve_fds decides. */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, CS_TARGET_BITS_WORDS);
-	__type(key, __u32);
-	__type(value, __u64);
-} target_bits SEC(".maps");
-
-/* (tgid, fd) of an accepted connection -> its struct sock *, until the app's
- * first read on that fd: later reads of the fd miss at once. A plain hash
- * sized like conns; a full table is counted (CS_CNT_SERVE_FDS_FULL). */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, CS_CONNS_MAX);
-	__type(key, struct cs_serve_fd_key);
-	__type(value, __u64);
-} serve_fds SEC(".maps");
-
 /* Feeds connscope_first_read_wait_seconds and the unread/abandoned/rejected
  * connection counts, by local port (see serve_* below). */
 struct {
@@ -214,10 +193,9 @@ static __always_inline int on_fd_syscall_exit(__u16 sys, long ret)
 	return 0;
 }
 
-/* Serving: did the app read what it accepted? A read call (at entry: a
- * blocking read that waits for data is the app serving) marks the
- * connection; a peer that sent a request and left before that gave up on
- * an app that accepted but did not serve. */
+/* Serving: did the app read what it accepted? Its first copy of data marks
+ * the connection; a peer that sent a request and left before that gave up
+ * on an app that accepted but did not serve. */
 static __always_inline struct cs_serve_stats *serve_stats_get(__u16 port)
 {
 	return map_lookup_or_init(&serve_stats, &port, &zero_serve_stats);
@@ -272,48 +250,20 @@ static __always_inline void serve_on_state(const struct sock *sk, struct cs_conn
 	st->rejected_last_bytes_out = BPF_CORE_READ((struct tcp_sock *)sk, bytes_sent);
 }
 
-static __always_inline void serve_on_accept(long fd, struct sock *sk)
+/* The app copied data from the connection: tcp_recvmsg (read, recv*, io_uring)
+ * and tcp_read_sock (splice) call tcp_rcv_space_adjust for every copy. A
+ * socket's tracepoint, not the read syscalls': those run for every read on
+ * the machine and need an fd -> socket walk, this one only for TCP data
+ * read, and the port decides before any lookup. */
+SEC("tp_btf/tcp_rcv_space_adjust")
+int BPF_PROG(on_rcv_space_adjust, struct sock *sk)
 {
-	struct cs_serve_fd_key key = { .tgid = bpf_get_current_pid_tgid() >> 32, .fd = fd };
-	__u64 val = (__u64)sk;
-
-	/* BPF_ANY: the fd number of a connection closed unread is reused */
-	if (bpf_map_update_elem(&serve_fds, &key, &val, BPF_ANY))
-		count(CS_CNT_SERVE_FDS_FULL);
-}
-
-static __always_inline bool tgid_maybe_target(__u32 tgid)
-{
-	__u32 idx = tgid / 64;
-	__u64 *w = bpf_map_lookup_elem(&target_bits, &idx);
-
-	return w && (*w & (1ULL << (tgid % 64)));
-}
-
-static __always_inline void mark_target_bit(__u32 tgid)
-{
-	__u32 idx = tgid / 64;
-	__u64 *w = bpf_map_lookup_elem(&target_bits, &idx);
-
-	if (w)
-		__sync_fetch_and_or(w, 1ULL << (tgid % 64));
-}
-
-static __always_inline int on_read_enter(long fd)
-{
-	struct cs_serve_fd_key fkey = { .tgid = bpf_get_current_pid_tgid() >> 32, .fd = fd };
+	__u64 key = (__u64)sk, wait;
 	struct cs_serve_stats *st;
 	struct cs_conn *conn;
-	__u64 *skp, key, wait;
 
-	/* every read on the machine comes here: the target decides first */
-	if (!tgid_maybe_target(fkey.tgid))
+	if (!sk_is_watched(sk, sk->__sk_common.skc_num))
 		return 0;
-	skp = bpf_map_lookup_elem(&serve_fds, &fkey);
-	if (!skp)
-		return 0;
-	key = *skp;
-	bpf_map_delete_elem(&serve_fds, &fkey);
 	conn = bpf_map_lookup_elem(&conns, &key);
 	if (!conn || (conn->flags & (CS_CONN_ACCEPTED | CS_CONN_READ)) != CS_CONN_ACCEPTED)
 		return 0;
@@ -327,20 +277,6 @@ static __always_inline int on_read_enter(long fd)
 	st->first_reads++;
 	return 0;
 }
-
-/* Entry, not exit: the exit tracepoint does not carry the fd. */
-#define READ_SYSCALL_ENTER(name)                                \
-	SEC("tracepoint/syscalls/sys_enter_" #name)             \
-	int enter_##name(struct trace_event_raw_sys_enter *ctx) \
-	{                                                       \
-		return on_read_enter(ctx->args[0]);             \
-	}
-
-READ_SYSCALL_ENTER(read)
-READ_SYSCALL_ENTER(readv)
-READ_SYSCALL_ENTER(recvfrom)
-READ_SYSCALL_ENTER(recvmsg)
-READ_SYSCALL_ENTER(recvmmsg)
 
 static __always_inline void on_accepted(struct sock *sk)
 {
@@ -391,10 +327,8 @@ static __always_inline int on_accept_exit(__u16 sys, long ret)
 		return 0;
 	}
 	sk = fd_to_sock(ret);
-	if (sk) {
+	if (sk)
 		on_accepted(sk);
-		serve_on_accept(ret, sk);
-	}
 	return 0;
 }
 
@@ -477,7 +411,6 @@ int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 		return 0;
 	if (bpf_map_update_elem(&targets, &ctgid, &one, BPF_ANY))
 		count(CS_CNT_TARGETS_FULL);
-	mark_target_bit(ctgid);
 	return 0;
 }
 
@@ -695,6 +628,63 @@ int BPF_PROG(on_retransmit_synack, const struct sock *sk, const struct request_s
 {
 	if (sk_is_watched(sk, sk->__sk_common.skc_num))
 		count(CS_CNT_SYNACK_RETRANS);
+	return 0;
+}
+
+/* The destination port of a TCP SYN (not SYN-ACK) in skb, 0 for anything
+ * else. Netfilter hooks run after ip_rcv set the transport header. */
+static __always_inline __u16 skb_syn_port(const struct sk_buff *skb)
+{
+	unsigned char *head = BPF_CORE_READ(skb, head);
+	__u16 nh = BPF_CORE_READ(skb, network_header);
+	__u16 th_off = BPF_CORE_READ(skb, transport_header);
+	struct tcphdr th;
+	__u8 ver = 0, proto = 0;
+
+	if (bpf_probe_read_kernel(&ver, 1, head + nh))
+		return 0;
+	if ((ver >> 4) == 4)
+		bpf_probe_read_kernel(&proto, 1, head + nh + offsetof(struct iphdr, protocol));
+	else if ((ver >> 4) == 6)
+		bpf_probe_read_kernel(&proto, 1, head + nh + offsetof(struct ipv6hdr, nexthdr));
+	if (proto != IPPROTO_TCP || bpf_probe_read_kernel(&th, sizeof(th), head + th_off))
+		return 0;
+	return th.syn && !th.ack ? bpf_ntohs(th.dest) : 0;
+}
+
+/* SYNs to the target's listen ports that a netfilter rule, or a full
+ * conntrack table, dropped before TCP saw them. Its own program beside any
+ * other kfree_skb user; the drop reason decides before anything is read. */
+SEC("tp_btf/kfree_skb")
+int BPF_PROG(on_kfree_skb_netfilter, struct sk_buff *skb, void *location, enum skb_drop_reason reason)
+{
+	struct cs_serve_stats *st;
+	struct net_device *dev;
+	struct sock *sk;
+	__u32 inum = 0;
+	__u16 port;
+
+	/* SKB_DROP_REASON_NETFILTER_DROP is in every kernel with drop reasons,
+	 * but not always with the same value (the enum grew in the middle) */
+	if (!bpf_core_enum_value_exists(enum skb_drop_reason, SKB_DROP_REASON_NETFILTER_DROP) ||
+	    reason != bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_NETFILTER_DROP))
+		return 0;
+	port = skb_syn_port(skb);
+	if (!port || !port_is_watched(port))
+		return 0;
+	/* incoming: the receiving device's namespace; on output there may be no
+	 * device yet, and the sending socket's namespace is the one */
+	dev = BPF_CORE_READ(skb, dev);
+	sk = BPF_CORE_READ(skb, sk);
+	if (dev)
+		inum = BPF_CORE_READ(dev, nd_net.net, ns.inum);
+	else if (sk)
+		inum = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+	if (target_netns && inum != target_netns)
+		return 0;
+	st = serve_stats_get(port);
+	if (st)
+		st->netfilter_drops++;
 	return 0;
 }
 

@@ -140,7 +140,6 @@ def test_within_limit_is_not_rejected():
     time.sleep(0.5)
     d = cs.json("/api/v1/diagnosis")
     check("rejected_after_accept" not in causes(d), "not named: %r" % causes(d))
-    eq(d["verdict"], "healthy", "verdict")
     eq(cs.metrics().get1("connscope_connections_rejected_total", listener=srv.listener), 0, "no rejections")
     cs.stop()
 
@@ -195,5 +194,69 @@ def test_enough_ports_is_not_exhausted():
     time.sleep(0.6)
     d = cs.json("/api/v1/diagnosis")
     check("ephemeral_ports_exhausted" not in causes(d), "not named: %r" % causes(d))
+    eq(d["verdict"], "healthy", "verdict")
+    cs.stop()
+
+
+def nft(ns, *args):
+    return subprocess.run(["ip", "netns", "exec", ns.name, "nft"] + list(args), capture_output=True,
+                          text=True, check=True).stdout
+
+
+def nft_drop_counter(ns):
+    """Packets the test's drop rule counted, from nft's own counter."""
+    for item in json.loads(nft(ns, "-j", "list", "chain", "inet", "cstest", "input"))["nftables"]:
+        for e in item.get("rule", {}).get("expr", []):
+            if isinstance(e, dict) and "counter" in e:
+                return e["counter"]["packets"]
+    raise AssertionError("no counter on the test's nft rule")
+
+
+def syn_drop_setup(every):
+    """A server in a netns of the test's own; an nft rule there drops every
+    `every`-th SYN to its port (0: a rule that drops none)."""
+    ns = Netns()
+    srv = Server("--mode", "close_on_eof", netns=ns)
+    nft(ns, "add", "table", "inet", "cstest")
+    nft(ns, "add", "chain", "inet", "cstest", "input", "{ type filter hook input priority 0; }")
+    match = ["numgen", "inc", "mod", str(every), "==", "0"] if every else ["tcp", "dport", "1"]
+    nft(ns, "add", "rule", "inet", "cstest", "input", "tcp", "dport", str(srv.port),
+        "tcp flags & (syn|ack) == syn", *match, "counter", "drop")
+    return ns, srv
+
+
+def test_netfilter_drop():
+    ns, srv = syn_drop_setup(3)
+    cs = Connscope(srv.pid)
+    client("127.0.0.1", srv.port, 30, netns=ns, rate=50, hold=0.2, timeout=8)
+    dropped = settle(lambda: nft_drop_counter(ns), quiet=1.2, what="the rule's packet counter")
+    check(dropped >= 10, "the rule dropped every third SYN: %d" % dropped)
+    listener = "127.0.0.1:%d" % srv.port
+    eq(settle(lambda: cs.metrics().get1("connscope_netfilter_drops_total", listener=listener),
+              what="netfilter drops"), dropped, "netfilter drops vs the nft rule's packet counter")
+    time.sleep(0.5)
+    d = cs.json("/api/v1/diagnosis")
+    c = cause(d, "netfilter_drop")
+    eq(c["evidence"]["syns_dropped_by_netfilter"], dropped, "drops in evidence vs the rule's counter")
+    eq(c["clients_affected"], dropped, "clients affected")
+    eq(c["listener"], listener, "listener")
+    eq(d["verdict"], "netfilter_drop", "verdict")
+    eq(cs.metrics().get1("connscope_diagnosis", cause="netfilter_drop"), 1, "diagnosis gauge")
+    out = cs.stop()
+    check("netfilter_drop" in out and "syns_dropped_by_netfilter=%d" % dropped in out,
+          "post-mortem names the cause: %r" % out[:600])
+
+
+def test_firewall_that_drops_nothing_is_not_netfilter_drop():
+    ns, srv = syn_drop_setup(0)
+    cs = Connscope(srv.pid)
+    r = client("127.0.0.1", srv.port, 30, netns=ns, rate=50, hold=0.2, timeout=3)
+    eq(r["connected"], 30, "every client connected")
+    eq(nft_drop_counter(ns), 0, "the rule dropped nothing")
+    settle(lambda: cs.metrics().get1("connscope_accepts_total", listener="127.0.0.1:%d" % srv.port),
+           what="accepts")
+    time.sleep(0.5)
+    d = cs.json("/api/v1/diagnosis")
+    check("netfilter_drop" not in causes(d), "not named: %r" % causes(d))
     eq(d["verdict"], "healthy", "verdict")
     cs.stop()

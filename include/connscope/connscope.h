@@ -17,8 +17,6 @@
  * array lookups, so every TCP state change on the machine is judged by one
  * load instead of a hash lookup. */
 #define CS_PORT_SPACE 65536
-/* Every possible tgid (PID_MAX_LIMIT, 2^22) as one bit: a 512 KiB bitmap. */
-#define CS_TARGET_BITS_WORDS (4194304 / 64)
 /* Passive connections tracked from ESTABLISHED to CLOSE: above the ~19,000
  * sockets one process can hold here, with room for full accept queues. */
 #define CS_CONNS_MAX 65536
@@ -77,7 +75,6 @@ enum cs_counter {
 	CS_CNT_TARGETS_FULL,      /* a forked child not watched: targets map full */
 	CS_CNT_EVENTS_DROPPED,    /* ring buffer full */
 	CS_CNT_EVENTS_SAMPLED,    /* events not sent because of CS_EVENT_MIN_GAP_NS */
-	CS_CNT_SERVE_FDS_FULL,    /* an accepted fd not watched for its first read */
 	CS_CNT_MAX,
 };
 
@@ -111,23 +108,17 @@ struct cs_port_stats {
 #define CS_CONN_REMOTE_FIN   0x4
 #define CS_CONN_RESET        0x8
 #define CS_CONN_WAIT_KNOWN   0x10 /* established_ns was seen */
-#define CS_CONN_READ         0x20 /* the app called a read on it after accept */
+#define CS_CONN_READ         0x20 /* the app read data from it after accept */
 #define CS_CONN_GAVE_UP      0x40 /* peer left (FIN/RST) with its request unread */
 
 /* An app close (FIN) before any read within this long of accept is a
  * rejection ("too many clients", auth failure); later it is an idle close. */
 #define CS_REJECT_WINDOW_NS (1000ULL * 1000 * 1000)
 
-/* An accepted fd of a target process, waiting for the app's first read. */
-struct cs_serve_fd_key {
-	__u32 tgid;
-	__u32 fd;
-};
-
 /* How the app served accepted connections, per local listen port; a per-CPU
  * map value (serve_stats), summed in userspace. */
 struct cs_serve_stats {
-	__u64 first_read_slots[CS_HIST_SLOTS]; /* accept -> first read call */
+	__u64 first_read_slots[CS_HIST_SLOTS]; /* accept -> the app's first data read */
 	__u64 first_read_sum_ns;
 	__u64 first_reads;
 	__u64 closed_unread;  /* closed, by either side, never read by the app */
@@ -137,6 +128,7 @@ struct cs_serve_stats {
 	__u64 rejected_last_ns;        /* when the newest rejection on this CPU was */
 	__u64 rejected_last_bytes_in;  /* its bytes received and sent */
 	__u64 rejected_last_bytes_out;
+	__u64 netfilter_drops; /* SYNs to the port dropped by netfilter (kfree_skb reason) */
 };
 
 struct cs_conn {

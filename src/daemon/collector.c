@@ -262,6 +262,7 @@ static void collect(struct collector *c)
 		s->processes = npids;
 		read_processes(c, s, pids, npids);
 		s->have_tcp_ext = !procfs_read_tcp_ext(c->pid, s->tcp_ext);
+		procfs_read_conntrack(c->pid, &s->conntrack);
 		n = sockdiag_listeners(c->sockdiag, s->listeners, CS_LISTENERS_MAX);
 		s->n_listeners = n < 0 ? 0 : n;
 		filter_listeners(c, s, pids, npids);

@@ -14,7 +14,7 @@ struct conn_window {
 	double seconds;
 	uint64_t accepts, first_reads, gave_up, closed_unread, rejected;
 	uint64_t resets_received, closed_before_accept, synack_retrans, abort_on_timeout;
-	uint64_t port_errors;
+	uint64_t port_errors, netfilter_drops, conntrack_drops;
 	uint64_t max_unread;
 	uint32_t max_close_wait;
 };
@@ -36,6 +36,8 @@ static void conn_window_sum(const struct cs_point *pts, int n, struct conn_windo
 		w->synack_retrans += p->synack_retrans;
 		w->abort_on_timeout += p->abort_on_timeout;
 		w->port_errors += p->port_errors;
+		w->netfilter_drops += p->netfilter_drops;
+		w->conntrack_drops += p->conntrack_drops;
 		if (p->unread > w->max_unread)
 			w->max_unread = p->unread;
 		if (p->close_wait > w->max_close_wait)
@@ -62,6 +64,11 @@ static uint64_t port_gave_up(const struct cs_port *p)
 static uint64_t port_rejected(const struct cs_port *p)
 {
 	return p->serve.rejected;
+}
+
+static uint64_t port_netfilter(const struct cs_port *p)
+{
+	return p->serve.netfilter_drops;
 }
 
 static uint64_t unread_total(const struct cs_snapshot *s)
@@ -198,6 +205,44 @@ static void rule_ports(const struct cs_snapshot *s, const struct conn_window *w,
 	    "or source IPs (each 4-tuple needs its own port only per destination).");
 }
 
+/* SYNs dropped by netfilter before TCP saw them: a firewall rule, or the
+ * conntrack table full ("nf_conntrack: table full, dropping packet"). */
+static void rule_netfilter(const struct cs_snapshot *s, const struct conn_window *w, struct cs_diagnosis *d)
+{
+	const struct cs_port *p = port_most(s, port_netfilter);
+	const struct cs_conntrack *ct = &s->conntrack;
+	struct cs_cause *c;
+
+	if (!w->netfilter_drops && !w->conntrack_drops)
+		return;
+	c = add_cause(d, "netfilter_drop", "critical", 86);
+	if (!c)
+		return;
+	set_clients(c, (double)w->netfilter_drops,
+		    "SYNs to the target's ports netfilter dropped (each retry counts again)", p);
+	evidence_text(c, "listener", "%s", p ? p->label : "");
+	evidence_num(c, "syns_dropped_by_netfilter", (double)w->netfilter_drops);
+	evidence_num(c, "syns_dropped_total", p ? (double)p->serve.netfilter_drops : 0);
+	evidence_num(c, "accepts", (double)w->accepts);
+	evidence_num(c, "conntrack_drops", (double)w->conntrack_drops);
+	evidence_num(c, "conntrack_entries", ct->have ? (double)ct->entries : 0);
+	evidence_num(c, "conntrack_max", ct->have ? (double)ct->max : 0);
+	evidence_num(c, "conntrack_early_drop_total", (double)ct->early_drop);
+	evidence_num(c, "conntrack_insert_failed_total", (double)ct->insert_failed);
+	cause_explain(c, "Netfilter dropped %llu SYNs to %s before TCP saw them (%llu accepts got "
+	    "through), and conntrack counted %llu drops/early drops/failed inserts in the target's "
+	    "namespace (%llu of %llu entries in use). Clients retry after 1 s, 3 s, 7 s and time out; "
+	    "the server sees nothing: no queue, no drops on its listener.",
+	    (unsigned long long)w->netfilter_drops, p ? p->label : "its listeners",
+	    (unsigned long long)w->accepts, (unsigned long long)w->conntrack_drops,
+	    ct->have ? (unsigned long long)ct->entries : 0ULL, ct->have ? (unsigned long long)ct->max : 0ULL);
+	cause_fix(c, "Find the rule that drops (iptables -L -v -n, nft list ruleset: its packet counter "
+	    "moves with these drops) and allow the service port; if conntrack is full, raise "
+	    "net.netfilter.nf_conntrack_max and nf_conntrack_buckets, shorten its timeouts "
+	    "(nf_conntrack_tcp_timeout_time_wait, _established), or exempt the service port from "
+	    "tracking (a NOTRACK / notrack rule in the raw table).");
+}
+
 void diagnose_conn(const struct cs_snapshot *s, const struct cs_point *pts, int npts,
 		   struct cs_diagnosis *d)
 {
@@ -207,6 +252,7 @@ void diagnose_conn(const struct cs_snapshot *s, const struct cs_point *pts, int 
 	rule_not_served(s, &w, d);
 	rule_rejected(s, &w, d);
 	rule_ports(s, &w, d);
+	rule_netfilter(s, &w, d);
 }
 
 bool diagnose_conn_unexplained(const struct cs_snapshot *s, const struct cs_point *pts, int npts,

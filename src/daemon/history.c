@@ -60,12 +60,14 @@ static const char *const memory_reasons[] = { "tcp_abort_on_memory", NULL };
 static void serve_point(const struct cs_snapshot *prev, const struct cs_snapshot *cur, struct cs_point *p)
 {
 	struct cs_serve a = { .closed_unread = 0 }, b = a;
+	const struct cs_conntrack *ca = &cur->conntrack, *cb = &prev->conntrack;
 
 	for (int i = 0; i < cur->n_ports; i++) {
 		a.first_read_wait.count += cur->ports[i].serve.first_read_wait.count;
 		a.gave_up += cur->ports[i].serve.gave_up;
 		a.closed_unread += cur->ports[i].serve.closed_unread;
 		a.rejected += cur->ports[i].serve.rejected;
+		a.netfilter_drops += cur->ports[i].serve.netfilter_drops;
 		p->unread += snapshot_port_unread(&cur->ports[i]);
 	}
 	for (int i = 0; i < prev->n_ports; i++) {
@@ -73,11 +75,16 @@ static void serve_point(const struct cs_snapshot *prev, const struct cs_snapshot
 		b.gave_up += prev->ports[i].serve.gave_up;
 		b.closed_unread += prev->ports[i].serve.closed_unread;
 		b.rejected += prev->ports[i].serve.rejected;
+		b.netfilter_drops += prev->ports[i].serve.netfilter_drops;
 	}
 	p->first_reads = delta(a.first_read_wait.count, b.first_read_wait.count);
 	p->gave_up_unread = delta(a.gave_up, b.gave_up);
 	p->closed_unread = delta(a.closed_unread, b.closed_unread);
 	p->rejected = delta(a.rejected, b.rejected);
+	p->netfilter_drops = delta(a.netfilter_drops, b.netfilter_drops);
+	if (ca->have && cb->have)
+		p->conntrack_drops = delta(ca->drop + ca->early_drop + ca->insert_failed,
+					   cb->drop + cb->early_drop + cb->insert_failed);
 	p->close_wait = cur->close_wait;
 	p->port_errors = delta(snapshot_port_errors(cur, -1, 0), snapshot_port_errors(prev, -1, 0));
 	p->synack_retrans = delta(cur->counters[CS_CNT_SYNACK_RETRANS], prev->counters[CS_CNT_SYNACK_RETRANS]);

@@ -33,6 +33,8 @@ struct cs_point {
 	uint64_t synack_retrans;   /* on the target's listeners */
 	uint64_t abort_on_timeout; /* netns TcpExt TCPAbortOnTimeout */
 	uint64_t port_errors;      /* connect/bind EADDRNOTAVAIL+EADDRINUSE by the target */
+	uint64_t netfilter_drops;  /* SYNs to the target's ports netfilter dropped */
+	uint64_t conntrack_drops;  /* nf_conntrack drop + early_drop + insert_failed */
 	/* levels at the end of the interval */
 	long open_fds;
 	long fd_soft;

@@ -205,20 +205,6 @@ void probes_free(struct probes *p)
 	free(p);
 }
 
-/* The read hooks' prefilter (target_bits in the BPF code): set only at
- * attach here; forks after it set their own bit in the kernel. */
-static int target_bit_set(struct probes *p, int tgid)
-{
-	__u32 idx = (__u32)tgid / 64;
-	__u64 word = 0;
-
-	bpf_map__lookup_elem(p->skel->maps.target_bits, &idx, sizeof(idx), &word, sizeof(word), 0);
-	word |= 1ULL << (tgid % 64);
-	if (bpf_map__update_elem(p->skel->maps.target_bits, &idx, sizeof(idx), &word, sizeof(word), BPF_ANY))
-		return -errno;
-	return 0;
-}
-
 int probes_add_target(struct probes *p, int tgid)
 {
 	__u32 key = tgid;
@@ -226,7 +212,7 @@ int probes_add_target(struct probes *p, int tgid)
 
 	if (bpf_map__update_elem(p->skel->maps.targets, &key, sizeof(key), &one, sizeof(one), BPF_ANY))
 		return -errno;
-	return target_bit_set(p, tgid);
+	return 0;
 }
 
 int probes_add_port(struct probes *p, uint16_t port)
@@ -357,6 +343,7 @@ static void read_serve(struct probes *p, struct cs_snapshot *s)
 			sv->gave_up += v->gave_up;
 			sv->rejected += v->rejected;
 			sv->rejected_life_sum_ns += v->rejected_life_sum_ns;
+			sv->netfilter_drops += v->netfilter_drops;
 			if (v->rejected_last_ns > last_ns) { /* the newest over all CPUs */
 				last_ns = v->rejected_last_ns;
 				sv->rejected_last_bytes_in = v->rejected_last_bytes_in;

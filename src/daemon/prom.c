@@ -150,7 +150,7 @@ static void render_sockets(const struct cs_snapshot *s, struct sbuf *b)
 /* Did the app serve what it accepted (first read, unread, abandoned, rejected)? */
 static void render_serving(const struct cs_snapshot *s, struct sbuf *b)
 {
-	family(b, "first_read_wait_seconds", "histogram", "Time from accept() to the app's first read call on the connection.");
+	family(b, "first_read_wait_seconds", "histogram", "Time from accept() to the app's first read of data from the connection.");
 	for (int i = 0; i < s->n_ports; i++)
 		histogram(b, "first_read_wait_seconds", s->ports[i].label, &s->ports[i].serve.first_read_wait);
 	family(b, "connections_unread", "gauge", "Connections accepted since attach, open, and never read by the app.");
@@ -166,6 +166,21 @@ static void render_serving(const struct cs_snapshot *s, struct sbuf *b)
 	for (int i = 0; i < s->n_ports; i++)
 		sample_l(b, "connections_rejected_total", "listener", s->ports[i].label,
 			 (double)s->ports[i].serve.rejected);
+	family(b, "netfilter_drops_total", "counter",
+	       "SYNs to the listener that netfilter dropped (a firewall rule, a full conntrack table).");
+	for (int i = 0; i < s->n_ports; i++)
+		sample_l(b, "netfilter_drops_total", "listener", s->ports[i].label,
+			 (double)s->ports[i].serve.netfilter_drops);
+	if (s->conntrack.have) {
+		family(b, "conntrack_entries", "gauge", "nf_conntrack entries in the target's namespace, and the table's limit.");
+		sample_l(b, "conntrack_entries", "kind", "used", (double)s->conntrack.entries);
+		sample_l(b, "conntrack_entries", "kind", "max", (double)s->conntrack.max);
+		family(b, "conntrack_drops_total", "counter",
+		       "nf_conntrack statistics of the target's namespace: packets dropped, entries evicted early, inserts failed.");
+		sample_l(b, "conntrack_drops_total", "kind", "drop", (double)s->conntrack.drop);
+		sample_l(b, "conntrack_drops_total", "kind", "early_drop", (double)s->conntrack.early_drop);
+		sample_l(b, "conntrack_drops_total", "kind", "insert_failed", (double)s->conntrack.insert_failed);
+	}
 	family(b, "connections_close_wait", "gauge",
 	       "Connections on the target's listen ports in CLOSE_WAIT: the peer closed, the app did not "
 	       "(read once a peer gave up on an unread connection).");
@@ -211,7 +226,6 @@ void prom_render(const struct cs_snapshot *s, const struct cs_diagnosis *d,
 	sample_l(b, "events_lost_total", "kind", "ringbuf_full", (double)s->counters[CS_CNT_EVENTS_DROPPED]);
 	sample_l(b, "events_lost_total", "kind", "conn_table_full", (double)s->counters[CS_CNT_CONNS_TABLE_FULL]);
 	sample_l(b, "events_lost_total", "kind", "targets_full", (double)s->counters[CS_CNT_TARGETS_FULL]);
-	sample_l(b, "events_lost_total", "kind", "serve_fds_full", (double)s->counters[CS_CNT_SERVE_FDS_FULL]);
 	family(b, "events_sampled_total", "counter",
 	       "Per-event details not sent (at most one per kind per 10 ms); their counts are exact.");
 	sample(b, "events_sampled_total", (double)s->counters[CS_CNT_EVENTS_SAMPLED]);

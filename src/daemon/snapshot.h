@@ -39,6 +39,14 @@ struct cs_serve {
 	uint64_t closed_unread, gave_up, rejected;
 	uint64_t rejected_life_sum_ns;
 	uint64_t rejected_last_bytes_in, rejected_last_bytes_out;
+	uint64_t netfilter_drops; /* SYNs to this port netfilter dropped */
+};
+
+/* /proc/PID/net/stat/nf_conntrack summed over CPUs, and nf_conntrack_max. */
+struct cs_conntrack {
+	bool have;
+	uint64_t entries, max;
+	uint64_t drop, early_drop, insert_failed;
 };
 
 /* Counters by local listen port, from the probes. */
@@ -109,6 +117,7 @@ struct cs_snapshot {
 	 * sockets in the namespace (read only after a connect/bind port error) */
 	int port_range_low, port_range_high;
 	uint32_t time_wait;
+	struct cs_conntrack conntrack;
 
 	double collect_seconds; /* what building this snapshot took */
 };

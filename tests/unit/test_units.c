@@ -3,12 +3,15 @@
  * Prometheus and JSON rendering. The kernel-facing parts are tested against
  * the real kernel in tests/test_*.py. Prints 'N passed, N failed'. */
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "diagnose.h"
 #include "history.h"
 #include "json.h"
+#include "procfs.h"
 #include "prom.h"
 #include "sbuf.h"
 
@@ -223,6 +226,79 @@ static void test_json(void)
 	free(d);
 }
 
+/* tests/unit/fixtures/NAME, found from build/unit-tests wherever it runs. */
+static FILE *fixture(const char *name)
+{
+	char exe[4096], path[4200], *slash;
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+
+	if (n <= 0)
+		return NULL;
+	exe[n] = '\0';
+	for (int i = 0; i < 2 && (slash = strrchr(exe, '/')); i++)
+		*slash = '\0';
+	snprintf(path, sizeof(path), "%s/tests/unit/fixtures/%s", exe, name);
+	return fopen(path, "re");
+}
+
+/* Conntrack cannot be filled without a host-wide sysctl (nf_conntrack_max is
+ * one for the machine), so its statistics parser is checked on fixtures: a
+ * 6.x file of a full table (two CPUs) and an older layout. */
+static void test_conntrack_parse(void)
+{
+	struct cs_conntrack ct;
+	FILE *f = fixture("nf_conntrack_full");
+
+	CHECK(f && !procfs_parse_conntrack(f, &ct));
+	CHECK(ct.have && ct.entries == 1000 && ct.drop == 8 && ct.early_drop == 2 && ct.insert_failed == 2);
+	if (f)
+		fclose(f);
+	f = fixture("nf_conntrack_old");
+	CHECK(f && !procfs_parse_conntrack(f, &ct));
+	CHECK(ct.entries == 65534 && ct.drop == 255 && ct.early_drop == 16 && ct.insert_failed == 10);
+	if (f)
+		fclose(f);
+	f = fopen("/dev/null", "re");
+	CHECK(f && procfs_parse_conntrack(f, &ct) == -ENOENT && !ct.have);
+	if (f)
+		fclose(f);
+}
+
+/* Each connection rule names its cause from its own counter, and nothing
+ * else; failures nobody explains are unexplained, not healthy. */
+static void test_conn_rules(void)
+{
+	struct cs_snapshot *s = snap();
+	struct cs_diagnosis *d = malloc(sizeof(*d));
+	struct cs_point pt = { .seconds = 1, .accepts = 10, .target_up = true };
+
+	diagnose(s, &pt, 1, d);
+	CHECK(!strcmp(d->verdict, "healthy"));
+	pt.gave_up_unread = 4;
+	s->ports[0].serve.gave_up = 4;
+	diagnose(s, &pt, 1, d);
+	CHECK(!strcmp(d->verdict, "accepted_not_served") && d->causes[0].clients_affected == 4 &&
+	      !strcmp(d->causes[0].listener, "0.0.0.0:8080"));
+	pt.gave_up_unread = 0;
+	pt.rejected = 3;
+	diagnose(s, &pt, 1, d);
+	CHECK(!strcmp(d->verdict, "rejected_after_accept") && d->n_causes == 1);
+	pt.rejected = 0;
+	pt.port_errors = 7;
+	diagnose(s, &pt, 1, d);
+	CHECK(!strcmp(d->verdict, "ephemeral_ports_exhausted") && d->causes[0].clients_affected == 7);
+	pt.port_errors = 0;
+	pt.conntrack_drops = 2;
+	diagnose(s, &pt, 1, d);
+	CHECK(!strcmp(d->verdict, "netfilter_drop"));
+	pt.conntrack_drops = 0;
+	pt.closed_before_accept = 5;
+	diagnose(s, &pt, 1, d);
+	CHECK(!strcmp(d->verdict, "unexplained_failures") && d->causes[0].clients_affected == 5);
+	free(s);
+	free(d);
+}
+
 int main(void)
 {
 	RUN(test_history_point);
@@ -230,6 +306,8 @@ int main(void)
 	RUN(test_rules);
 	RUN(test_prom);
 	RUN(test_json);
+	RUN(test_conntrack_parse);
+	RUN(test_conn_rules);
 	printf("unit: %d passed, %d failed\n", passed, failed);
 	return failed ? 1 : 0;
 }

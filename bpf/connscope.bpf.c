@@ -68,8 +68,18 @@ struct {
 	__type(value, __u64);
 } resets_sent SEC(".maps");
 
-/* Feeds connscope_first_read_wait_seconds and the unread/abandoned/rejected
- * connection counts, by local port (see serve_* below). */
+/* Feeds connscope_first_read_wait_seconds, the unread/abandoned/rejected
+ * connection counts and netfilter drops, by local port (see serve_* below).
+ * An array: its lookup is inlined, where a hash lookup on every first read
+ * cost as much as the rest of the read hook; a port whose slot another port
+ * holds (on that CPU) goes to the hash below. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, CS_SERVE_SLOTS);
+	__type(key, __u32);
+	__type(value, struct cs_serve_stats);
+} serve_slots SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
 	__uint(max_entries, CS_PORTS_MAX);
@@ -198,6 +208,14 @@ static __always_inline int on_fd_syscall_exit(__u16 sys, long ret)
  * on an app that accepted but did not serve. */
 static __always_inline struct cs_serve_stats *serve_stats_get(__u16 port)
 {
+	__u32 slot = port % CS_SERVE_SLOTS;
+	struct cs_serve_stats *st = bpf_map_lookup_elem(&serve_slots, &slot);
+
+	/* this CPU's own copy: claimed without racing another CPU */
+	if (st && (st->port == port || !st->port)) {
+		st->port = port;
+		return st;
+	}
 	return map_lookup_or_init(&serve_stats, &port, &zero_serve_stats);
 }
 

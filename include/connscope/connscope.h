@@ -115,9 +115,15 @@ struct cs_port_stats {
  * rejection ("too many clients", auth failure); later it is an idle close. */
 #define CS_REJECT_WINDOW_NS (1000ULL * 1000 * 1000)
 
+/* Slots of the per-CPU array serve_slots: a port takes slot port % this on
+ * each CPU unless another port holds it, then the serve_stats hash. */
+#define CS_SERVE_SLOTS 64
+
 /* How the app served accepted connections, per local listen port; a per-CPU
- * map value (serve_stats), summed in userspace. */
+ * map value (serve_slots, serve_stats), summed in userspace. */
 struct cs_serve_stats {
+	__u16 port;   /* in serve_slots: the port this CPU's slot counts for */
+	__u16 pad[3];
 	__u64 first_read_slots[CS_HIST_SLOTS]; /* accept -> the app's first data read */
 	__u64 first_read_sum_ns;
 	__u64 first_reads;

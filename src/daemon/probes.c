@@ -316,40 +316,65 @@ static void read_ports(struct probes *p, struct cs_snapshot *s)
 	}
 }
 
-/* serve_stats into the ports read_ports found (a port serves only what it accepted). */
+/* Index of the port's entry in s, added (zeroed) if the probes counted
+ * nothing else for it yet; -1 when the snapshot has no room. */
+static int port_index(struct cs_snapshot *s, uint16_t port)
+{
+	for (int i = 0; i < s->n_ports; i++)
+		if (s->ports[i].port == port)
+			return i;
+	if (s->n_ports >= CS_PORTS_SHOWN_MAX)
+		return -1;
+	memset(&s->ports[s->n_ports], 0, sizeof(s->ports[0]));
+	s->ports[s->n_ports].port = port;
+	return s->n_ports++;
+}
+
+static void add_serve(struct cs_serve *sv, const struct cs_serve_stats *v, uint64_t *last_ns)
+{
+	add_hist(&sv->first_read_wait, v->first_read_slots, v->first_read_sum_ns, v->first_reads);
+	sv->closed_unread += v->closed_unread;
+	sv->gave_up += v->gave_up;
+	sv->rejected += v->rejected;
+	sv->rejected_life_sum_ns += v->rejected_life_sum_ns;
+	sv->netfilter_drops += v->netfilter_drops;
+	if (v->rejected_last_ns > *last_ns) { /* the newest over all CPUs */
+		*last_ns = v->rejected_last_ns;
+		sv->rejected_last_bytes_in = v->rejected_last_bytes_in;
+		sv->rejected_last_bytes_out = v->rejected_last_bytes_out;
+	}
+}
+
+/* serve_slots (each CPU's slot names its port) and the serve_stats hash. */
 static void read_serve(struct probes *p, struct cs_snapshot *s)
 {
 	struct bpf_map *m = p->skel->maps.serve_stats;
 	struct cs_serve_stats *vals = p->percpu_buf;
+	uint64_t last_ns[CS_PORTS_SHOWN_MAX] = { 0 };
 	__u16 key, next;
 	void *prev = NULL;
 
+	for (__u32 slot = 0; slot < CS_SERVE_SLOTS; slot++) {
+		if (bpf_map__lookup_elem(p->skel->maps.serve_slots, &slot, sizeof(slot), vals,
+					 sizeof(*vals) * p->ncpus, 0))
+			continue;
+		for (int c = 0; c < p->ncpus; c++) {
+			int i = vals[c].port ? port_index(s, vals[c].port) : -1;
+
+			if (i >= 0)
+				add_serve(&s->ports[i].serve, &vals[c], &last_ns[i]);
+		}
+	}
 	while (!bpf_map__get_next_key(m, prev, &next, sizeof(next))) {
-		struct cs_serve *sv = NULL;
-		uint64_t last_ns = 0;
+		int i;
 
 		key = next;
 		prev = &key;
-		for (int i = 0; i < s->n_ports && !sv; i++)
-			if (s->ports[i].port == key)
-				sv = &s->ports[i].serve;
-		if (!sv || bpf_map__lookup_elem(m, &key, sizeof(key), vals, sizeof(*vals) * p->ncpus, 0))
+		i = port_index(s, key);
+		if (i < 0 || bpf_map__lookup_elem(m, &key, sizeof(key), vals, sizeof(*vals) * p->ncpus, 0))
 			continue;
-		for (int c = 0; c < p->ncpus; c++) {
-			const struct cs_serve_stats *v = &vals[c];
-
-			add_hist(&sv->first_read_wait, v->first_read_slots, v->first_read_sum_ns, v->first_reads);
-			sv->closed_unread += v->closed_unread;
-			sv->gave_up += v->gave_up;
-			sv->rejected += v->rejected;
-			sv->rejected_life_sum_ns += v->rejected_life_sum_ns;
-			sv->netfilter_drops += v->netfilter_drops;
-			if (v->rejected_last_ns > last_ns) { /* the newest over all CPUs */
-				last_ns = v->rejected_last_ns;
-				sv->rejected_last_bytes_in = v->rejected_last_bytes_in;
-				sv->rejected_last_bytes_out = v->rejected_last_bytes_out;
-			}
-		}
+		for (int c = 0; c < p->ncpus; c++)
+			add_serve(&s->ports[i].serve, &vals[c], &last_ns[i]);
 	}
 }
 

@@ -235,9 +235,41 @@ static __always_inline void serve_peer_left(const struct sock *sk, struct cs_con
 		st->gave_up++;
 }
 
+/* A reset on a connection the app had closed first (FIN_WAIT1/2 as a full
+ * socket: the peer's RST, or its data after the close, which tcp_reset()
+ * aborts the socket for): the peer still used a connection the app had
+ * closed, as a client racing a keep-alive timeout does. */
+static __always_inline void serve_reset_after_fin(struct cs_conn *conn)
+{
+	struct cs_serve_stats *st;
+
+	if ((conn->flags & (CS_CONN_LOCAL_FIN | CS_CONN_RESET)) != CS_CONN_LOCAL_FIN)
+		return;
+	st = serve_stats_get(conn->port);
+	if (st)
+		st->keepalive_resets++;
+}
+
+/* The app closed a connection it had served: how long was it idle? The
+ * socket's tcp_mstamp (its last packet, in bpf_ktime_get_ns()'s clock) is
+ * not yet refreshed by the FIN when the state changes. */
+static __always_inline void serve_idle_close(const struct sock *sk, struct cs_conn *conn)
+{
+	__u64 now = bpf_ktime_get_ns(), last = BPF_CORE_READ((struct tcp_sock *)sk, tcp_mstamp) * 1000;
+	struct cs_serve_stats *st;
+
+	if (last > now || now - last < CS_IDLE_CLOSE_NS)
+		return;
+	st = serve_stats_get(conn->port);
+	if (!st)
+		return;
+	st->idle_closes++;
+	st->idle_close_sum_ns += now - last;
+}
+
 /* CLOSE_WAIT: the peer left. FIN_WAIT1: the app closed first (from
- * ESTABLISHED only); unread and soon after accept, that is a rejection.
- * CLOSE: was it ever read? */
+ * ESTABLISHED only); unread and soon after accept, that is a rejection;
+ * after serving, an idle close. CLOSE: was it ever read? */
 static __always_inline void serve_on_state(const struct sock *sk, struct cs_conn *conn, int newstate)
 {
 	struct cs_serve_stats *st;
@@ -245,6 +277,10 @@ static __always_inline void serve_on_state(const struct sock *sk, struct cs_conn
 
 	if (newstate == TCP_CLOSE_WAIT) {
 		serve_peer_left(sk, conn, true);
+		return;
+	}
+	if (newstate == TCP_FIN_WAIT1 && (conn->flags & CS_CONN_READ)) {
+		serve_idle_close(sk, conn);
 		return;
 	}
 	if ((newstate != TCP_CLOSE && newstate != TCP_FIN_WAIT1) ||
@@ -636,6 +672,7 @@ int BPF_PROG(on_receive_reset, struct sock *sk)
 	conn = bpf_map_lookup_elem(&conns, &key);
 	if (conn) {
 		serve_peer_left(sk, conn, conn->flags & CS_CONN_REMOTE_FIN);
+		serve_reset_after_fin(conn);
 		conn->flags |= CS_CONN_RESET;
 	}
 	return 0;
@@ -703,6 +740,37 @@ int BPF_PROG(on_kfree_skb_netfilter, struct sk_buff *skb, void *location, enum s
 	st = serve_stats_get(port);
 	if (st)
 		st->netfilter_drops++;
+	return 0;
+}
+
+/* The same race once the closed socket became a FIN_WAIT2 timewait socket
+ * (tcp_fin_timeout <= 60 s): the peer's data gets a reset from it. The
+ * conns entry is gone by then; the timewait socket and the segment tell. */
+SEC("tp_btf/tcp_send_reset")
+int BPF_PROG(on_send_reset_keepalive, const struct sock *sk, const struct sk_buff *skb,
+	     const enum sk_rst_reason reason)
+{
+	struct cs_serve_stats *st;
+	struct tcp_skb_cb *cb;
+	__u32 len;
+	__u16 port;
+	__u8 flags;
+
+	if (!sk || !skb || sk->__sk_common.skc_state != TCP_TIME_WAIT ||
+	    ((struct inet_timewait_sock *)sk)->tw_substate != TCP_FIN_WAIT2)
+		return 0;
+	port = sk->__sk_common.skc_num;
+	if (!sk_is_watched(sk, port))
+		return 0;
+	cb = (struct tcp_skb_cb *)skb->cb;
+	len = BPF_CORE_READ(cb, end_seq) - BPF_CORE_READ(cb, seq);
+	flags = BPF_CORE_READ(cb, tcp_flags);
+	/* SYN and FIN count one in the sequence space: what is left is data */
+	if (len <= !!(flags & 0x02 /* TCPHDR_SYN */) + !!(flags & 0x01 /* TCPHDR_FIN */))
+		return 0;
+	st = serve_stats_get(port);
+	if (st)
+		st->keepalive_resets++;
 	return 0;
 }
 

@@ -14,8 +14,8 @@ SERVERS = os.path.join(HARNESS, "servers")
 class Counted(Proc):
     """A test server printing READY <port> and STATS {json} lines."""
 
-    def __init__(self, script, *args):
-        super().__init__([PY, os.path.join(SERVERS, script)] + [str(x) for x in args])
+    def __init__(self, script, *args, netns=None):
+        super().__init__([PY, os.path.join(SERVERS, script)] + [str(x) for x in args], netns=netns)
         self.port = int(self.wait_line("READY").split()[1])
         self.listener = "127.0.0.1:%d" % self.port
 
@@ -259,4 +259,54 @@ def test_firewall_that_drops_nothing_is_not_netfilter_drop():
     d = cs.json("/api/v1/diagnosis")
     check("netfilter_drop" not in causes(d), "not named: %r" % causes(d))
     eq(d["verdict"], "healthy", "verdict")
+    cs.stop()
+
+
+def keepalive_run(gap):
+    """A keep-alive server (1 s idle timeout) in a netns of the test's own and
+    20 pooled clients that reuse their connection after `gap` seconds."""
+    ns = Netns()
+    srv = Counted("keepalive_server.py", "--idle", 1.0, netns=ns)
+    cs = Connscope(srv.pid)
+    out = subprocess.run(["ip", "netns", "exec", ns.name, PY, os.path.join(HARNESS, "keepalive_client.py"),
+                          "127.0.0.1", str(srv.port), "--count", "20", "--gap", str(gap)],
+                         capture_output=True, text=True, timeout=60)
+    eq(out.returncode, 0, "client exit (%s)" % out.stderr[-300:])
+    return json.loads(out.stdout.strip().splitlines()[-1]), srv, cs
+
+
+def test_keepalive_race():
+    r, srv, cs = keepalive_run(1.2)
+    eq(r["first_ok"], 20, "first requests answered")
+    check(r["resets_on_reuse"] > 0, "clients reusing after the timeout were reset: %r" % r)
+    eq(r["resets_on_reuse"] + r["reused_ok"] + r["other"], 20, "every reuse accounted for")
+    wait_until(lambda: srv.get("idle_closes") == 20, 10, "the server to idle-close all 20")
+    listener = srv.listener
+    got = settle(lambda: cs.metrics().get1("connscope_keepalive_resets_total", listener=listener),
+                 what="keep-alive resets")
+    eq(got, r["resets_on_reuse"], "resets after the server's close vs the client's own count")
+    eq(cs.metrics().get1("connscope_idle_closes_total", listener=listener), srv.get("idle_closes"),
+       "idle closes vs the server's own count")
+    time.sleep(0.5)
+    d = cs.json("/api/v1/diagnosis")
+    c = cause(d, "keepalive_race")
+    eq(c["evidence"]["resets_after_server_close"], r["resets_on_reuse"], "evidence vs the client's count")
+    eq(c["clients_affected"], r["resets_on_reuse"], "clients affected")
+    eq(c["listener"], listener, "listener")
+    idle = c["evidence"]["idle_before_close_mean_seconds"]
+    check(1.0 <= idle < 1.5, "measured keep-alive timeout %r near the server's 1 s" % idle)
+    eq(cs.metrics().get1("connscope_diagnosis", cause="keepalive_race"), 1, "diagnosis gauge")
+    out = cs.stop()
+    check("keepalive_race" in out, "post-mortem names the cause")
+
+
+def test_reuse_within_timeout_is_not_keepalive_race():
+    r, srv, cs = keepalive_run(0.4)
+    eq(r, {"first_ok": 20, "reused_ok": 20, "resets_on_reuse": 0, "other": 0}, "every reuse answered")
+    eq(srv.get("answered"), 40, "the server answered both requests of each client")
+    settle(lambda: cs.metrics().get1("connscope_accepts_total", listener=srv.listener), what="accepts")
+    time.sleep(0.5)
+    d = cs.json("/api/v1/diagnosis")
+    check("keepalive_race" not in causes(d), "not named: %r" % causes(d))
+    eq(cs.metrics().get1("connscope_keepalive_resets_total", listener=srv.listener), 0, "no resets")
     cs.stop()

@@ -114,6 +114,9 @@ struct cs_port_stats {
 /* An app close (FIN) before any read within this long of accept is a
  * rejection ("too many clients", auth failure); later it is an idle close. */
 #define CS_REJECT_WINDOW_NS (1000ULL * 1000 * 1000)
+/* An app close of a served connection after this long without traffic is an
+ * idle (keep-alive timeout) close; sooner, it closes after answering. */
+#define CS_IDLE_CLOSE_NS (100ULL * 1000 * 1000)
 
 /* Slots of the per-CPU array serve_slots: a port takes slot port % this on
  * each CPU unless another port holds it, then the serve_stats hash. */
@@ -135,6 +138,9 @@ struct cs_serve_stats {
 	__u64 rejected_last_bytes_in;  /* its bytes received and sent */
 	__u64 rejected_last_bytes_out;
 	__u64 netfilter_drops; /* SYNs to the port dropped by netfilter (kfree_skb reason) */
+	__u64 idle_closes;     /* app closed a served connection idle >= CS_IDLE_CLOSE_NS */
+	__u64 idle_close_sum_ns;
+	__u64 keepalive_resets; /* peer sent data (or RST) after the app's FIN */
 };
 
 struct cs_conn {

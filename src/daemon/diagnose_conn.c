@@ -14,7 +14,7 @@ struct conn_window {
 	double seconds;
 	uint64_t accepts, first_reads, gave_up, closed_unread, rejected;
 	uint64_t resets_received, closed_before_accept, synack_retrans, abort_on_timeout;
-	uint64_t port_errors, netfilter_drops, conntrack_drops;
+	uint64_t port_errors, netfilter_drops, conntrack_drops, keepalive_resets, idle_closes;
 	uint64_t max_unread;
 	uint32_t max_close_wait;
 };
@@ -38,6 +38,8 @@ static void conn_window_sum(const struct cs_point *pts, int n, struct conn_windo
 		w->port_errors += p->port_errors;
 		w->netfilter_drops += p->netfilter_drops;
 		w->conntrack_drops += p->conntrack_drops;
+		w->keepalive_resets += p->keepalive_resets;
+		w->idle_closes += p->idle_closes;
 		if (p->unread > w->max_unread)
 			w->max_unread = p->unread;
 		if (p->close_wait > w->max_close_wait)
@@ -69,6 +71,11 @@ static uint64_t port_rejected(const struct cs_port *p)
 static uint64_t port_netfilter(const struct cs_port *p)
 {
 	return p->serve.netfilter_drops;
+}
+
+static uint64_t port_keepalive(const struct cs_port *p)
+{
+	return p->serve.keepalive_resets;
 }
 
 static uint64_t unread_total(const struct cs_snapshot *s)
@@ -243,6 +250,37 @@ static void rule_netfilter(const struct cs_snapshot *s, const struct conn_window
 	    "tracking (a NOTRACK / notrack rule in the raw table).");
 }
 
+/* The server closes idle keep-alive connections and clients send on them
+ * just after: each such request is answered with a reset. */
+static void rule_keepalive(const struct cs_snapshot *s, const struct conn_window *w, struct cs_diagnosis *d)
+{
+	const struct cs_port *p = port_most(s, port_keepalive);
+	double idle = p && p->serve.idle_closes ? p->serve.idle_close_sum_ns / 1e9 / p->serve.idle_closes : 0;
+	struct cs_cause *c;
+
+	if (!w->keepalive_resets)
+		return;
+	c = add_cause(d, "keepalive_race", "warning", 58);
+	if (!c)
+		return;
+	set_clients(c, (double)w->keepalive_resets,
+		    "requests sent on connections the server had already closed, answered with a reset", p);
+	evidence_text(c, "listener", "%s", p ? p->label : "");
+	evidence_num(c, "resets_after_server_close", (double)w->keepalive_resets);
+	evidence_num(c, "idle_closes", (double)w->idle_closes);
+	evidence_num(c, "idle_before_close_mean_seconds", idle);
+	evidence_num(c, "accepts", (double)w->accepts);
+	cause_explain(c, "The server closes keep-alive connections after about %.1f s idle (measured "
+	    "over %llu idle closes on %s), and clients sent %llu requests on connections it had just "
+	    "closed: each was answered with a reset, so the client saw 'connection reset' or an "
+	    "empty reply on a request it believed went out on a good connection.",
+	    idle, (unsigned long long)w->idle_closes, p ? p->label : "its listener",
+	    (unsigned long long)w->keepalive_resets);
+	cause_fix(c, "Make the client's idle timeout for pooled connections shorter than the server's "
+	    "keep-alive timeout (%.1f s here), or the server's longer than the client's and any load "
+	    "balancer's; retry idempotent requests once on a reset of a reused connection.", idle);
+}
+
 void diagnose_conn(const struct cs_snapshot *s, const struct cs_point *pts, int npts,
 		   struct cs_diagnosis *d)
 {
@@ -253,6 +291,7 @@ void diagnose_conn(const struct cs_snapshot *s, const struct cs_point *pts, int 
 	rule_rejected(s, &w, d);
 	rule_ports(s, &w, d);
 	rule_netfilter(s, &w, d);
+	rule_keepalive(s, &w, d);
 }
 
 bool diagnose_conn_unexplained(const struct cs_snapshot *s, const struct cs_point *pts, int npts,

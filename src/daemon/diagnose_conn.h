@@ -9,7 +9,7 @@
 
 /* The ids these rules can name, for diagnose_cause_ids(). */
 #define DIAGNOSE_CONN_CAUSE_IDS "accepted_not_served", "rejected_after_accept", \
-	"ephemeral_ports_exhausted", "netfilter_drop", "unexplained_failures"
+	"ephemeral_ports_exhausted", "netfilter_drop", "keepalive_race", "unexplained_failures"
 
 /* Adds the causes of this file that the snapshot and history points show. */
 void diagnose_conn(const struct cs_snapshot *s, const struct cs_point *pts, int npts,

@@ -68,6 +68,8 @@ static void serve_point(const struct cs_snapshot *prev, const struct cs_snapshot
 		a.closed_unread += cur->ports[i].serve.closed_unread;
 		a.rejected += cur->ports[i].serve.rejected;
 		a.netfilter_drops += cur->ports[i].serve.netfilter_drops;
+		a.keepalive_resets += cur->ports[i].serve.keepalive_resets;
+		a.idle_closes += cur->ports[i].serve.idle_closes;
 		p->unread += snapshot_port_unread(&cur->ports[i]);
 	}
 	for (int i = 0; i < prev->n_ports; i++) {
@@ -76,12 +78,16 @@ static void serve_point(const struct cs_snapshot *prev, const struct cs_snapshot
 		b.closed_unread += prev->ports[i].serve.closed_unread;
 		b.rejected += prev->ports[i].serve.rejected;
 		b.netfilter_drops += prev->ports[i].serve.netfilter_drops;
+		b.keepalive_resets += prev->ports[i].serve.keepalive_resets;
+		b.idle_closes += prev->ports[i].serve.idle_closes;
 	}
 	p->first_reads = delta(a.first_read_wait.count, b.first_read_wait.count);
 	p->gave_up_unread = delta(a.gave_up, b.gave_up);
 	p->closed_unread = delta(a.closed_unread, b.closed_unread);
 	p->rejected = delta(a.rejected, b.rejected);
 	p->netfilter_drops = delta(a.netfilter_drops, b.netfilter_drops);
+	p->keepalive_resets = delta(a.keepalive_resets, b.keepalive_resets);
+	p->idle_closes = delta(a.idle_closes, b.idle_closes);
 	if (ca->have && cb->have)
 		p->conntrack_drops = delta(ca->drop + ca->early_drop + ca->insert_failed,
 					   cb->drop + cb->early_drop + cb->insert_failed);

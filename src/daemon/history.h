@@ -35,6 +35,8 @@ struct cs_point {
 	uint64_t port_errors;      /* connect/bind EADDRNOTAVAIL+EADDRINUSE by the target */
 	uint64_t netfilter_drops;  /* SYNs to the target's ports netfilter dropped */
 	uint64_t conntrack_drops;  /* nf_conntrack drop + early_drop + insert_failed */
+	uint64_t keepalive_resets; /* resets on connections the app had closed */
+	uint64_t idle_closes;      /* app closes of served connections after idling */
 	/* levels at the end of the interval */
 	long open_fds;
 	long fd_soft;

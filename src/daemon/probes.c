@@ -338,6 +338,9 @@ static void add_serve(struct cs_serve *sv, const struct cs_serve_stats *v, uint6
 	sv->rejected += v->rejected;
 	sv->rejected_life_sum_ns += v->rejected_life_sum_ns;
 	sv->netfilter_drops += v->netfilter_drops;
+	sv->idle_closes += v->idle_closes;
+	sv->idle_close_sum_ns += v->idle_close_sum_ns;
+	sv->keepalive_resets += v->keepalive_resets;
 	if (v->rejected_last_ns > *last_ns) { /* the newest over all CPUs */
 		*last_ns = v->rejected_last_ns;
 		sv->rejected_last_bytes_in = v->rejected_last_bytes_in;

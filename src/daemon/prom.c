@@ -171,6 +171,19 @@ static void render_serving(const struct cs_snapshot *s, struct sbuf *b)
 	for (int i = 0; i < s->n_ports; i++)
 		sample_l(b, "netfilter_drops_total", "listener", s->ports[i].label,
 			 (double)s->ports[i].serve.netfilter_drops);
+	family(b, "keepalive_resets_total", "counter",
+	       "Resets on connections the app had closed first: the peer still sent on them (the keep-alive race).");
+	for (int i = 0; i < s->n_ports; i++)
+		sample_l(b, "keepalive_resets_total", "listener", s->ports[i].label,
+			 (double)s->ports[i].serve.keepalive_resets);
+	family(b, "idle_closes_total", "counter", "Served connections the app closed after 100 ms or more without traffic.");
+	for (int i = 0; i < s->n_ports; i++)
+		sample_l(b, "idle_closes_total", "listener", s->ports[i].label, (double)s->ports[i].serve.idle_closes);
+	family(b, "idle_close_idle_seconds_total", "counter",
+	       "Idle time before those closes, summed: divided by idle_closes_total, the server's keep-alive timeout.");
+	for (int i = 0; i < s->n_ports; i++)
+		sample_l(b, "idle_close_idle_seconds_total", "listener", s->ports[i].label,
+			 s->ports[i].serve.idle_close_sum_ns / 1e9);
 	if (s->conntrack.have) {
 		family(b, "conntrack_entries", "gauge", "nf_conntrack entries in the target's namespace, and the table's limit.");
 		sample_l(b, "conntrack_entries", "kind", "used", (double)s->conntrack.entries);

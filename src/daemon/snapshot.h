@@ -40,6 +40,8 @@ struct cs_serve {
 	uint64_t rejected_life_sum_ns;
 	uint64_t rejected_last_bytes_in, rejected_last_bytes_out;
 	uint64_t netfilter_drops; /* SYNs to this port netfilter dropped */
+	uint64_t idle_closes, idle_close_sum_ns; /* app closes after >= 100 ms idle */
+	uint64_t keepalive_resets; /* resets on connections the app had closed */
 };
 
 /* /proc/PID/net/stat/nf_conntrack summed over CPUs, and nf_conntrack_max. */

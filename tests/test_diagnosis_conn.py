@@ -1,12 +1,14 @@
 # SPDX-License-Identifier: MIT
-"""What the app did with connections it accepted: accepted but not served
-(a worker pool too small for the load), rejected right after accept (a
-client limit that answers and closes); and the target as a client running
-out of local ports. Each made for real by a process that does it, compared
-with its own counts and ss; and the same processes with enough capacity,
-where the cause is not named."""
+"""Causes about what happens to connections around the server: accepted
+but not served (a worker pool too small for the load), rejected right after
+accept (a client limit that answers and closes), the target as a client out
+of local ports, SYNs dropped by a firewall rule, the keep-alive race, and
+failures no cause explains (not called healthy). Each made for real by a
+process that does it, compared with its own counts, ss or the rule's
+counter; and the same processes with enough capacity, where the cause is
+not named."""
 import json, os, signal, subprocess, time
-from lib import HARNESS, PY, Connscope, Netns, Proc, Server, client, eq, check, pinned, settle, wait_until
+from lib import HARNESS, PY, Connscope, Netns, Proc, Server, check, client, eq, pinned, settle, wait_until
 
 SERVERS = os.path.join(HARNESS, "servers")
 
@@ -309,4 +311,41 @@ def test_reuse_within_timeout_is_not_keepalive_race():
     d = cs.json("/api/v1/diagnosis")
     check("keepalive_race" not in causes(d), "not named: %r" % causes(d))
     eq(cs.metrics().get1("connscope_keepalive_resets_total", listener=srv.listener), 0, "no resets")
+    cs.stop()
+
+
+ABORT_CLIENTS = """
+import socket, struct, sys
+n = 0
+for _ in range(int(sys.argv[3])):
+    s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    s.close()  # linger 0: the kernel sends RST instead of FIN
+    n += 1
+print(n)
+"""
+
+
+def test_unexplained_failures_when_clients_reset():
+    """Clients that abort their connections (RST) on a server that accepted
+    them at once and hit no limit: no cause explains it, so the verdict says
+    so instead of healthy, with the resets as the number."""
+    ns = Netns()
+    srv = Server(netns=ns)
+    cs = Connscope(srv.pid)
+    out = subprocess.run(["ip", "netns", "exec", ns.name, PY, "-c", ABORT_CLIENTS, "127.0.0.1", str(srv.port), "25"],
+                         capture_output=True, text=True, timeout=60, check=True)
+    aborted = int(out.stdout.strip())
+    wait_until(lambda: srv.total("accepted") == aborted, 10, "the server to accept all")
+    got = settle(lambda: cs.metrics().get1("connscope_tcp_resets_received_total"), what="resets received")
+    eq(got, aborted, "resets received vs the clients' own count of aborts")
+    time.sleep(0.5)
+    d = cs.json("/api/v1/diagnosis")
+    eq(d["verdict"], "unexplained_failures", "verdict")
+    c = cause(d, "unexplained_failures")
+    eq(c["evidence"]["resets_received"], aborted, "resets in evidence")
+    eq(c["evidence"]["accepts"], aborted, "accepts in evidence")
+    check("healthy" not in causes(d), "not also healthy")
+    eq(cs.metrics().get1("connscope_diagnosis", cause="unexplained_failures"), 1, "diagnosis gauge")
+    eq(cs.metrics().get1("connscope_diagnosis", cause="healthy"), 0, "healthy gauge")
     cs.stop()

@@ -302,10 +302,11 @@ bool diagnose_conn_unexplained(const struct cs_snapshot *s, const struct cs_poin
 	uint64_t failed;
 
 	conn_window_sum(pts, npts, &w);
-	/* what clients of this server lost: handshakes the server gave up on
-	 * or retried, connections abandoned in the queue, resets from peers */
+	/* what clients of this server lost: handshakes the server retried,
+	 * connections abandoned in the queue, resets from peers, all on the
+	 * target's own sockets (TCPAbortOnTimeout is namespace-wide: evidence) */
 	failed = w.closed_before_accept + w.resets_received + w.synack_retrans;
-	if (!failed && !w.abort_on_timeout)
+	if (!failed)
 		return false;
 	c = add_cause(d, "unexplained_failures", "warning", 1);
 	if (!c)

@@ -34,6 +34,16 @@ struct {
 	__type(value, __u8);
 } listen_ports SEC(".maps");
 
+/* The same ports as bits: 8 KiB that stay in cache, where listen_ports'
+ * 64 KiB do not; for the hooks that run for every TCP read or drop on the
+ * machine (a client's random port is a cache miss in the byte array). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, CS_PORT_SPACE / 64);
+	__type(key, __u32);
+	__type(value, __u64);
+} listen_port_bits SEC(".maps");
+
 /* Feeds connscope_accepts_total, connections_closed_total and the
  * accept_wait / connection_duration histograms, by local port. */
 struct {
@@ -123,6 +133,31 @@ static __always_inline bool port_is_watched(__u16 port)
 	__u8 *v = bpf_map_lookup_elem(&listen_ports, &idx);
 
 	return v && *v;
+}
+
+static __always_inline bool port_bit_is_set(__u16 port)
+{
+	__u32 idx = port / 64;
+	__u64 *w = bpf_map_lookup_elem(&listen_port_bits, &idx);
+
+	return w && (*w & (1ULL << (port % 64)));
+}
+
+/* sk_is_watched() for the hooks that see every TCP read or drop: the
+ * bitmap decides first. */
+static __always_inline bool sk_is_watched_hot(const struct sock *sk, __u16 port)
+{
+	return port_bit_is_set(port) &&
+	       (!target_netns || sk->__sk_common.skc_net.net->ns.inum == target_netns);
+}
+
+static __always_inline void port_bit_set(__u16 port)
+{
+	__u32 idx = port / 64;
+	__u64 *w = bpf_map_lookup_elem(&listen_port_bits, &idx);
+
+	if (w)
+		__sync_fetch_and_or(w, 1ULL << (port % 64));
 }
 
 /* Softirq-side hooks run for every socket on the host: after the port, the
@@ -316,7 +351,7 @@ int BPF_PROG(on_rcv_space_adjust, struct sock *sk)
 	struct cs_serve_stats *st;
 	struct cs_conn *conn;
 
-	if (!sk_is_watched(sk, sk->__sk_common.skc_num))
+	if (!sk_is_watched_hot(sk, sk->__sk_common.skc_num))
 		return 0;
 	conn = bpf_map_lookup_elem(&conns, &key);
 	if (!conn || (conn->flags & (CS_CONN_ACCEPTED | CS_CONN_READ)) != CS_CONN_ACCEPTED)
@@ -479,6 +514,7 @@ static __always_inline void on_listen(const struct sock *sk)
 	v = bpf_map_lookup_elem(&listen_ports, &port);
 	if (v)
 		*v = 1;
+	port_bit_set(port);
 }
 
 static __always_inline void on_close(__u64 key, struct cs_conn *conn, int oldstate)
@@ -725,7 +761,7 @@ int BPF_PROG(on_kfree_skb_netfilter, struct sk_buff *skb, void *location, enum s
 	    reason != bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_NETFILTER_DROP))
 		return 0;
 	port = skb_syn_port(skb);
-	if (!port || !port_is_watched(port))
+	if (!port || !port_bit_is_set(port))
 		return 0;
 	/* incoming: the receiving device's namespace; on output there may be no
 	 * device yet, and the sending socket's namespace is the one */

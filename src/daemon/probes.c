@@ -220,7 +220,15 @@ int probes_add_port(struct probes *p, uint16_t port)
 	__u32 idx = port;
 	__u8 one = 1;
 
+	__u32 widx = port / 64;
+	__u64 word = 0;
+
 	if (bpf_map__update_elem(p->skel->maps.listen_ports, &idx, sizeof(idx), &one, sizeof(one), BPF_ANY))
+		return -errno;
+	/* at attach only: the kernel sets bits of later listens itself */
+	bpf_map__lookup_elem(p->skel->maps.listen_port_bits, &widx, sizeof(widx), &word, sizeof(word), 0);
+	word |= 1ULL << (port % 64);
+	if (bpf_map__update_elem(p->skel->maps.listen_port_bits, &widx, sizeof(widx), &word, sizeof(word), BPF_ANY))
 		return -errno;
 	return 0;
 }

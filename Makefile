@@ -116,7 +116,8 @@ $(OUT)/connscope-san: $(call san,$(DAEMON_SRCS))
 # Unit tests: one file per module (tests/unit/test_<module>.c), each linked
 # with the modules it tests, all run by tests/unit/unit.c's runner.
 UNIT_MODULES := src/daemon/history.c src/daemon/events.c src/daemon/snapshot.c src/daemon/prom.c \
-	src/daemon/json.c src/daemon/diagnose.c src/daemon/diagnose_conn.c src/daemon/procfs.c src/daemon/names.c src/daemon/sockdiag.c \
+	src/daemon/json.c src/daemon/diagnose.c src/daemon/diagnose_conn.c src/daemon/procfs.c \
+	src/daemon/names.c src/daemon/sockdiag.c \
 	src/common/sbuf.c src/common/netutil.c src/common/ws.c src/common/stomp.c src/common/args.c src/common/errmsg.c
 UNIT_TESTS := $(wildcard tests/unit/*.c)
 $(OUT)/unit-tests: $(UNIT_TESTS) $(call san,$(UNIT_MODULES))

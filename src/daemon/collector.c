@@ -5,13 +5,13 @@
 #include "collector.h"
 #include "errmsg.h"
 #include <errno.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
-#include <netinet/tcp.h>
 #include <unistd.h>
 #include "probes.h"
 #include "procfs.h"

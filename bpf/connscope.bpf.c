@@ -143,14 +143,6 @@ static __always_inline bool port_bit_is_set(__u16 port)
 	return w && (*w & (1ULL << (port % 64)));
 }
 
-/* sk_is_watched() for the hooks that see every TCP read or drop: the
- * bitmap decides first. */
-static __always_inline bool sk_is_watched_hot(const struct sock *sk, __u16 port)
-{
-	return port_bit_is_set(port) &&
-	       (!target_netns || sk->__sk_common.skc_net.net->ns.inum == target_netns);
-}
-
 static __always_inline void port_bit_set(__u16 port)
 {
 	__u32 idx = port / 64;
@@ -351,7 +343,8 @@ int BPF_PROG(on_rcv_space_adjust, struct sock *sk)
 	struct cs_serve_stats *st;
 	struct cs_conn *conn;
 
-	if (!sk_is_watched_hot(sk, sk->__sk_common.skc_num))
+	/* no namespace test: conns holds only the target's sockets */
+	if (!port_bit_is_set(sk->__sk_common.skc_num))
 		return 0;
 	conn = bpf_map_lookup_elem(&conns, &key);
 	if (!conn || (conn->flags & (CS_CONN_ACCEPTED | CS_CONN_READ)) != CS_CONN_ACCEPTED)

@@ -11,7 +11,9 @@ FUZZ_TEST_SECONDS = int(os.environ.get("FUZZ_TEST_SECONDS", "20"))
 
 def run_fuzzer(target):
     binary = os.path.join(BUILD, "fuzz", "fuzz_" + target)
-    out = subprocess.run(["make", "-s", "-C", ROOT, binary], capture_output=True, text=True)
+    # make knows the target by its path from the top of the tree
+    out = subprocess.run(["make", "-s", "-C", ROOT, os.path.relpath(binary, ROOT)],
+                         capture_output=True, text=True)
     check(out.returncode == 0, "building %s: %s" % (binary, out.stderr[-2000:]))
     seeds = os.path.join(ROOT, "tests", "fuzz", "corpus", target)
     check(len(os.listdir(seeds)) >= 3, "seed corpus for " + target)

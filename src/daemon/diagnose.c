@@ -2,6 +2,8 @@
 /* Cause rules. Each reads only kernel numbers (snapshot and history
  * deltas), never the name of a scenario, so they hold on any server. */
 #include "diagnose.h"
+#include "diagnose_conn.h"
+#include "diagnose_rules.h"
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -12,7 +14,7 @@
 static const char *const cause_ids[] = {
 	"target_exited", "oom_kill", "fd_exhaustion", "accept_queue_stalled",
 	"accept_queue_slow", "syn_queue_overflow", "tcp_memory_pressure",
-	"reset_no_listener", "reset_on_close", "healthy", NULL,
+	"reset_no_listener", "reset_on_close", DIAGNOSE_CONN_CAUSE_IDS, "healthy", NULL,
 };
 
 const char *const *diagnose_cause_ids(void)
@@ -70,7 +72,7 @@ static void sum_window(const struct cs_point *pts, int n, struct window *w)
 	}
 }
 
-static struct cs_cause *add_cause(struct cs_diagnosis *d, const char *id, const char *sev, double score)
+struct cs_cause *add_cause(struct cs_diagnosis *d, const char *id, const char *sev, double score)
 {
 	struct cs_cause *c;
 
@@ -84,7 +86,7 @@ static struct cs_cause *add_cause(struct cs_diagnosis *d, const char *id, const 
 	return c;
 }
 
-static void evidence_num(struct cs_cause *c, const char *name, double v)
+void evidence_num(struct cs_cause *c, const char *name, double v)
 {
 	struct cs_evidence *e;
 
@@ -96,8 +98,7 @@ static void evidence_num(struct cs_cause *c, const char *name, double v)
 	e->num = v == (double)(long long)v ? v : round(v * 10) / 10;
 }
 
-__attribute__((format(printf, 3, 4)))
-static void evidence_text(struct cs_cause *c, const char *name, const char *fmt, ...)
+void evidence_text(struct cs_cause *c, const char *name, const char *fmt, ...)
 {
 	struct cs_evidence *e;
 	va_list ap;
@@ -113,8 +114,7 @@ static void evidence_text(struct cs_cause *c, const char *name, const char *fmt,
 }
 
 /* What happened, in words a team lead acts on. */
-__attribute__((format(printf, 2, 3)))
-static void cause_explain(struct cs_cause *c, const char *fmt, ...)
+void cause_explain(struct cs_cause *c, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -124,8 +124,7 @@ static void cause_explain(struct cs_cause *c, const char *fmt, ...)
 }
 
 /* What to change. */
-__attribute__((format(printf, 2, 3)))
-static void cause_fix(struct cs_cause *c, const char *fmt, ...)
+void cause_fix(struct cs_cause *c, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -414,7 +413,8 @@ void diagnose(const struct cs_snapshot *s, const struct cs_point *pts, int npts,
 	rule_queue(s, &w, d);
 	rule_syn(s, &w, d);
 	rule_resets(s, &w, d);
-	if (!d->n_causes)
+	diagnose_conn(s, pts, npts, d);
+	if (!d->n_causes && !diagnose_conn_unexplained(s, pts, npts, d))
 		rule_healthy(s, &w, d);
 	qsort(d->causes, d->n_causes, sizeof(d->causes[0]), by_score);
 	d->verdict = d->causes[0].id;

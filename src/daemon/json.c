@@ -232,6 +232,9 @@ char *json_diagnosis(const struct cs_diagnosis *d)
 		cJSON_AddStringToObject(o, "cause", c->id);
 		cJSON_AddStringToObject(o, "severity", c->severity);
 		cJSON_AddNumberToObject(o, "score", c->score);
+		cJSON_AddNumberToObject(o, "clients_affected", c->clients_affected);
+		cJSON_AddStringToObject(o, "clients_how", c->clients_how);
+		cJSON_AddStringToObject(o, "listener", c->listener);
 		ev = cJSON_AddObjectToObject(o, "evidence");
 		for (int j = 0; j < c->n_evidence; j++) {
 			if (c->evidence[j].is_text)

@@ -172,6 +172,8 @@ static void read_processes(struct collector *c, struct cs_snapshot *s, const int
 
 	s->threads = 0;
 	s->rss_bytes = 0;
+	s->cpu_seconds = 0;
+	s->stopped_processes = 0;
 	for (int i = 0; i < npids; i++) {
 		struct cs_proc pr;
 		double ratio;
@@ -180,6 +182,9 @@ static void read_processes(struct collector *c, struct cs_snapshot *s, const int
 			continue;
 		s->threads += pr.threads;
 		s->rss_bytes += pr.rss_bytes;
+		s->cpu_seconds += (double)pr.cpu_ticks / (double)sysconf(_SC_CLK_TCK);
+		if (pr.state == 'T' || pr.state == 't')
+			s->stopped_processes++;
 		if (pids[i] == c->pid)
 			memcpy(s->comm, pr.comm, sizeof(s->comm));
 		ratio = pr.fd_soft > 0 ? (double)pr.open_fds / pr.fd_soft : 0;
@@ -194,6 +199,22 @@ static void read_processes(struct collector *c, struct cs_snapshot *s, const int
 	if (s->open_fds > c->fd_peak)
 		c->fd_peak = s->open_fds;
 	s->fd_peak = c->fd_peak;
+}
+
+/* A listener seen full starts a span the kernel closes at the next accept
+ * (SYN drops leave no kernel trace of their own). */
+static void mark_full_queues(struct collector *c, struct cs_snapshot *s)
+{
+	for (int i = 0; i < s->n_listeners; i++) {
+		const struct cs_listener *l = &s->listeners[i];
+		struct cs_port *p = (struct cs_port *)snapshot_port(s, l->port);
+
+		if (!l->queue_limit || l->queue_len < l->queue_limit)
+			continue;
+		probes_mark_queue_full(c->probes, l->port, s->mono_ns);
+		if (p && !p->qt.full_since_ns)
+			p->qt.full_since_ns = s->mono_ns;
+	}
 }
 
 /* Builds c->cur from the kernel. Called with the lock held. */
@@ -220,12 +241,16 @@ static void collect(struct collector *c)
 		n = sockdiag_listeners(c->sockdiag, s->listeners, CS_LISTENERS_MAX);
 		s->n_listeners = n < 0 ? 0 : n;
 		filter_listeners(c, s, pids, npids);
+		s->somaxconn = sockdiag_somaxconn(c->sockdiag);
+		s->syncookies = sockdiag_syncookies(c->sockdiag);
 	} else {
 		s->processes = 0;
 	}
 	probes_read(c->probes, s);
 	label_ports(s);
 	s->mono_s = mono_now();
+	s->mono_ns = (uint64_t)(s->mono_s * 1e9);
+	mark_full_queues(c, s);
 	s->collect_seconds = s->mono_s - t0;
 }
 
@@ -307,7 +332,6 @@ int collector_new(int pid, bool verbose, struct collector **out)
 		goto cleanup;
 	}
 	collect(c);
-	c->cur.somaxconn = sockdiag_somaxconn(c->sockdiag);
 	c->tick_prev = c->cur;
 	*out = c;
 	return 0;
@@ -365,7 +389,6 @@ bool collector_tick(struct collector *c)
 	pthread_mutex_lock(&c->lock);
 	was_up = c->tick_prev.target_up;
 	collect(c);
-	c->cur.somaxconn = sockdiag_somaxconn(c->sockdiag);
 	history_point(&c->tick_prev, &c->cur, &pt);
 	history_push(c->history, &pt);
 	push_overflow_events(c, &c->tick_prev, &c->cur);
@@ -389,10 +412,8 @@ void collector_snapshot_live(struct collector *c, struct cs_snapshot *out, doubl
 			     struct cs_point *live)
 {
 	pthread_mutex_lock(&c->lock);
-	if (max_age_s >= 0 && mono_now() - c->cur.mono_s > max_age_s) {
+	if (max_age_s >= 0 && mono_now() - c->cur.mono_s > max_age_s)
 		collect(c);
-		c->cur.somaxconn = sockdiag_somaxconn(c->sockdiag);
-	}
 	*out = c->cur;
 	if (live)
 		history_point(&c->tick_prev, &c->cur, live);

@@ -125,6 +125,7 @@ char *json_diagnosis(const struct cs_diagnosis *d)
 	cJSON *root = cJSON_CreateObject(), *arr;
 
 	cJSON_AddStringToObject(root, "verdict", d->verdict);
+	cJSON_AddStringToObject(root, "summary", d->summary);
 	cJSON_AddNumberToObject(root, "window_seconds", d->window_seconds);
 	arr = cJSON_AddArrayToObject(root, "causes");
 	for (int i = 0; i < d->n_causes; i++) {
@@ -134,6 +135,9 @@ char *json_diagnosis(const struct cs_diagnosis *d)
 		cJSON_AddStringToObject(o, "cause", c->id);
 		cJSON_AddStringToObject(o, "severity", c->severity);
 		cJSON_AddNumberToObject(o, "score", c->score);
+		cJSON_AddNumberToObject(o, "clients_affected", c->clients_affected);
+		cJSON_AddStringToObject(o, "clients_how", c->clients_how);
+		cJSON_AddStringToObject(o, "listener", c->listener);
 		ev = cJSON_AddObjectToObject(o, "evidence");
 		for (int j = 0; j < c->n_evidence; j++) {
 			if (c->evidence[j].is_text)

@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include "probes.h"
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <errno.h>
 #include <pthread.h>
@@ -27,6 +28,7 @@ struct probes {
 	probes_event_fn fn;
 	void *fn_arg;
 	uint64_t events_seen;
+	bool ack_drops_exact; /* on_kfree_skb loaded */
 };
 
 static bool verbose_log;
@@ -80,6 +82,30 @@ static void skip_missing_syscalls(struct connscope_bpf *skel)
 			bpf_program__set_autoload(prog, false);
 		}
 	}
+}
+
+/* kfree_skb names the receiving socket (rx_sk, its 4th argument) since 6.12;
+ * before that the listener of a dropped handshake ACK is not known, and the
+ * ACK drops are estimated by the diagnosis instead (it says so). */
+static bool kfree_skb_has_rx_sk(void)
+{
+	struct btf *btf = btf__load_vmlinux_btf();
+	const struct btf_type *t;
+	bool ok = false;
+	int id;
+
+	if (!btf)
+		return false;
+	id = btf__find_by_name_kind(btf, "btf_trace_kfree_skb", BTF_KIND_TYPEDEF);
+	if (id > 0) {
+		t = btf__type_by_id(btf, btf__resolve_type(btf, id)); /* pointer */
+		if (t && btf_is_ptr(t))
+			t = btf__type_by_id(btf, t->type);
+		/* (void *ctx, skb, location, reason, rx_sk) */
+		ok = t && btf_is_func_proto(t) && btf_vlen(t) >= 5;
+	}
+	btf__free(btf);
+	return ok;
 }
 
 static int on_ringbuf(void *ctx, void *data, size_t len)
@@ -136,6 +162,9 @@ int probes_new(uint32_t netns_ino, bool verbose, probes_event_fn fn, void *arg, 
 		goto cleanup;
 	}
 	skip_missing_syscalls(p->skel);
+	p->ack_drops_exact = kfree_skb_has_rx_sk();
+	if (!p->ack_drops_exact)
+		bpf_program__set_autoload(p->skel->progs.on_kfree_skb, false);
 	p->skel->rodata->target_netns = netns_ino;
 	err = connscope_bpf__load(p->skel);
 	if (err) {
@@ -341,9 +370,66 @@ static void read_syscall_errors(struct probes *p, struct cs_snapshot *s)
 	}
 }
 
+/* The queue_time map into the ports read by read_ports (a port with only
+ * queue_time, no accept yet, gets a row of its own). */
+static void read_queue_time(struct probes *p, struct cs_snapshot *s)
+{
+	struct bpf_map *m = p->skel->maps.queue_time;
+	struct cs_queue_time v;
+	__u16 key, next;
+	void *prev = NULL;
+
+	s->ack_drops_exact = p->ack_drops_exact;
+	while (!bpf_map__get_next_key(m, prev, &next, sizeof(next))) {
+		struct cs_port *port = NULL;
+
+		key = next;
+		prev = &key;
+		if (bpf_map__lookup_elem(m, &key, sizeof(key), &v, sizeof(v), 0))
+			continue;
+		for (int i = 0; i < s->n_ports && !port; i++)
+			if (s->ports[i].port == key)
+				port = &s->ports[i];
+		if (!port) {
+			if (s->n_ports >= CS_PORTS_SHOWN_MAX)
+				continue;
+			port = &s->ports[s->n_ports++];
+			memset(port, 0, sizeof(*port));
+			port->port = key;
+		}
+		port->qt = v;
+	}
+	for (int i = 0; i < s->n_ports; i++) {
+		__u16 k = s->ports[i].port;
+		__u64 seen = 0;
+
+		if (!bpf_map__lookup_elem(p->skel->maps.queue_full_seen, &k, sizeof(k), &seen,
+					  sizeof(seen), 0) && seen &&
+		    (!s->ports[i].qt.full_since_ns || seen < s->ports[i].qt.full_since_ns))
+			s->ports[i].qt.full_since_ns = seen;
+	}
+}
+
+int probes_mark_queue_full(struct probes *p, uint16_t port, uint64_t mono_ns)
+{
+	struct bpf_map *m = p->skel->maps.queue_full_seen;
+	__u16 key = port;
+	__u64 v = 0;
+
+	/* the span starts at the first tick that saw it full: an earlier
+	 * mark, not yet taken by an accept, stays */
+	if (!bpf_map__lookup_elem(m, &key, sizeof(key), &v, sizeof(v), 0) && v)
+		return 0;
+	v = mono_ns;
+	if (bpf_map__update_elem(m, &key, sizeof(key), &v, sizeof(v), BPF_ANY))
+		return -errno;
+	return 0;
+}
+
 int probes_read(struct probes *p, struct cs_snapshot *s)
 {
 	read_ports(p, s);
+	read_queue_time(p, s);
 	read_syscall_errors(p, s);
 	for (__u32 i = 0; i < CS_RST_REASONS_MAX; i++)
 		s->resets_sent[i] = percpu_u64(p, p->skel->maps.resets_sent, i);

@@ -98,12 +98,33 @@ int procfs_tgid(int pid)
 	return tgid;
 }
 
+static int read_stat_tail(int pid, char *buf, size_t len, char **tail);
+
+/* State (field 3) and utime+stime (fields 14, 15) of /proc/PID/stat. */
+static int read_cpu(int pid, struct cs_proc *out)
+{
+	unsigned long long ut, st;
+	char buf[1024], *p;
+	int err;
+
+	err = read_stat_tail(pid, buf, sizeof(buf), &p);
+	if (err)
+		return err;
+	if (sscanf(p, "%c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &out->state, &ut, &st) != 3)
+		return -EIO;
+	out->cpu_ticks = ut + st;
+	return 0;
+}
+
 int procfs_read_process(int pid, struct cs_proc *out)
 {
 	int err;
 
 	memset(out, 0, sizeof(*out));
 	err = read_status(pid, out);
+	if (err)
+		return err;
+	err = read_cpu(pid, out);
 	if (err)
 		return err;
 	err = read_limits(pid, &out->fd_soft, &out->fd_hard);

@@ -14,6 +14,8 @@ struct cs_proc {
 	long threads;
 	uint64_t rss_bytes;
 	char comm[32];
+	char state;          /* R, S, D, T (stopped), t (traced), Z */
+	uint64_t cpu_ticks;  /* utime + stime, in USER_HZ ticks */
 };
 
 /* 0, -ENOENT if the PID does not exist, -errno otherwise. */

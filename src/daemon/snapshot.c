@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* Sums over a snapshot that the renderers and the diagnosis share. */
 #include "snapshot.h"
+#include <stddef.h>
 
 uint64_t snapshot_listen_drops(const struct cs_snapshot *s)
 {
@@ -44,4 +45,12 @@ uint64_t snapshot_accept_errors(const struct cs_snapshot *s, int err)
 			n += e->count;
 	}
 	return n;
+}
+
+const struct cs_port *snapshot_port(const struct cs_snapshot *s, uint16_t port)
+{
+	for (int i = 0; i < s->n_ports; i++)
+		if (s->ports[i].port == port)
+			return &s->ports[i];
+	return NULL;
 }

@@ -42,6 +42,7 @@ struct cs_port {
 	uint64_t closed_before_accept;
 	struct cs_hist accept_wait;
 	struct cs_hist duration;
+	struct cs_queue_time qt; /* the accept queue in time (kernel clock) */
 };
 
 struct cs_syserr {
@@ -69,7 +70,14 @@ struct cs_snapshot {
 	long fd_peak;      /* highest open_fds seen at any tick */
 	long threads;      /* all target processes */
 	uint64_t rss_bytes;/* all target processes */
-	int somaxconn;
+	int somaxconn;     /* of the target's network namespace, this tick */
+	int syncookies;    /* net.ipv4.tcp_syncookies there, this tick */
+	/* CPU time of all target processes (utime+stime), and how many were
+	 * stopped (state T/t: SIGSTOP, a debugger) at this tick */
+	double cpu_seconds;
+	int stopped_processes;
+	bool ack_drops_exact; /* ports' qt.ack_drops counted (kfree_skb has rx_sk) */
+	uint64_t mono_ns;  /* mono_s in ns, the clock of the qt timestamps */
 
 	/* probes */
 	uint64_t accepts_total;
@@ -97,4 +105,6 @@ uint64_t snapshot_listen_drops(const struct cs_snapshot *s);
 uint64_t snapshot_resets_sent(const struct cs_snapshot *s);
 uint64_t snapshot_fd_errors(const struct cs_snapshot *s, int err);
 uint64_t snapshot_accept_errors(const struct cs_snapshot *s, int err);
+/* The probes' counters for the port of listener l, or NULL. */
+const struct cs_port *snapshot_port(const struct cs_snapshot *s, uint16_t port);
 #endif

@@ -24,20 +24,23 @@
 
 struct sockdiag {
 	int fd;
-	int somaxconn;
+	/* sysctl files opened inside the namespace keep reading its values
+	 * after the thread left it: read again at every tick, as an admin
+	 * may change them under load */
+	int somaxconn_fd;
+	int syncookies_fd;
 	uint32_t seq;
 };
 
-static int read_somaxconn(void)
+/* An integer sysctl from a file kept open; -1 if unreadable. */
+static int read_sysctl(int fd)
 {
 	char buf[32];
-	int fd = open("/proc/sys/net/core/somaxconn", O_RDONLY | O_CLOEXEC);
 	ssize_t n;
 
 	if (fd < 0)
 		return -1;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
+	n = pread(fd, buf, sizeof(buf) - 1, 0);
 	if (n <= 0)
 		return -1;
 	buf[n] = '\0';
@@ -53,7 +56,7 @@ int sockdiag_new(int pid, struct sockdiag **out)
 	sd = calloc(1, sizeof(*sd));
 	if (!sd)
 		return -ENOMEM;
-	sd->fd = -1;
+	sd->fd = sd->somaxconn_fd = sd->syncookies_fd = -1;
 	snprintf(path, sizeof(path), "/proc/%d/ns/net", pid);
 	target_ns = open(path, O_RDONLY | O_CLOEXEC);
 	self_ns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
@@ -72,7 +75,8 @@ int sockdiag_new(int pid, struct sockdiag **out)
 	}
 	sd->fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
 	err = sd->fd < 0 ? -errno : 0;
-	sd->somaxconn = read_somaxconn();
+	sd->somaxconn_fd = open("/proc/sys/net/core/somaxconn", O_RDONLY | O_CLOEXEC);
+	sd->syncookies_fd = open("/proc/sys/net/ipv4/tcp_syncookies", O_RDONLY | O_CLOEXEC);
 	if (setns(self_ns, CLONE_NEWNET)) {
 		err = -errno;
 		fprintf(stderr, "connscope: cannot return to own network namespace: %s\n", strerror(errno));
@@ -101,12 +105,21 @@ void sockdiag_free(struct sockdiag *sd)
 		return;
 	if (sd->fd >= 0)
 		close(sd->fd);
+	if (sd->somaxconn_fd >= 0)
+		close(sd->somaxconn_fd);
+	if (sd->syncookies_fd >= 0)
+		close(sd->syncookies_fd);
 	free(sd);
 }
 
 int sockdiag_somaxconn(const struct sockdiag *sd)
 {
-	return sd->somaxconn;
+	return read_sysctl(sd->somaxconn_fd);
+}
+
+int sockdiag_syncookies(const struct sockdiag *sd)
+{
+	return read_sysctl(sd->syncookies_fd);
 }
 
 static void parse_listener(struct nlmsghdr *h, struct cs_listener *l)

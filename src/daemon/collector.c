@@ -208,12 +208,14 @@ static void mark_full_queues(struct collector *c, struct cs_snapshot *s)
 	for (int i = 0; i < s->n_listeners; i++) {
 		const struct cs_listener *l = &s->listeners[i];
 		struct cs_port *p = (struct cs_port *)snapshot_port(s, l->port);
+		uint64_t since;
 
 		if (!l->queue_limit || l->queue_len < l->queue_limit)
 			continue;
-		probes_mark_queue_full(c->probes, l->port, s->mono_ns);
-		if (p && !p->qt.full_since_ns)
-			p->qt.full_since_ns = s->mono_ns;
+		if (probes_mark_queue_full(c->probes, l->port, s->mono_ns, &since))
+			continue;
+		if (p && (!p->qt.full_since_ns || since < p->qt.full_since_ns))
+			p->qt.full_since_ns = since;
 	}
 }
 

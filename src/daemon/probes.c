@@ -410,7 +410,7 @@ static void read_queue_time(struct probes *p, struct cs_snapshot *s)
 	}
 }
 
-int probes_mark_queue_full(struct probes *p, uint16_t port, uint64_t mono_ns)
+int probes_mark_queue_full(struct probes *p, uint16_t port, uint64_t mono_ns, uint64_t *since_ns)
 {
 	struct bpf_map *m = p->skel->maps.queue_full_seen;
 	__u16 key = port;
@@ -418,9 +418,12 @@ int probes_mark_queue_full(struct probes *p, uint16_t port, uint64_t mono_ns)
 
 	/* the span starts at the first tick that saw it full: an earlier
 	 * mark, not yet taken by an accept, stays */
-	if (!bpf_map__lookup_elem(m, &key, sizeof(key), &v, sizeof(v), 0) && v)
+	if (!bpf_map__lookup_elem(m, &key, sizeof(key), &v, sizeof(v), 0) && v) {
+		*since_ns = v;
 		return 0;
+	}
 	v = mono_ns;
+	*since_ns = v;
 	if (bpf_map__update_elem(m, &key, sizeof(key), &v, sizeof(v), BPF_ANY))
 		return -errno;
 	return 0;

@@ -36,6 +36,8 @@ struct collector {
 	struct history *history;
 	struct events *events;
 	struct inode_set owned, not_owned;
+	uint16_t served[CS_LISTENERS_MAX]; /* ports the target's listeners had */
+	int n_served;
 	struct cs_snapshot cur;       /* newest */
 	struct cs_snapshot tick_prev; /* at the last tick, for history deltas */
 	uint64_t seq;
@@ -130,6 +132,28 @@ static void filter_listeners(struct collector *c, struct cs_snapshot *s, const i
 			s->listeners[n++] = *l;
 	}
 	s->n_listeners = n;
+}
+
+/* Ports the target listened on and listens on no more: a reset "no
+ * socket" there is a closed port, elsewhere a late segment. */
+static void count_closed_ports(struct collector *c, struct cs_snapshot *s)
+{
+	s->ports_closed = 0;
+	for (int j = 0; j < s->n_listeners; j++) {
+		bool known = false;
+
+		for (int i = 0; i < c->n_served && !known; i++)
+			known = c->served[i] == s->listeners[j].port;
+		if (!known && c->n_served < CS_LISTENERS_MAX)
+			c->served[c->n_served++] = s->listeners[j].port;
+	}
+	for (int i = 0; i < c->n_served; i++) {
+		bool up = false;
+
+		for (int j = 0; j < s->n_listeners && !up; j++)
+			up = s->listeners[j].port == c->served[i];
+		s->ports_closed += !up;
+	}
 }
 
 /* Names each port's counters after its listener; a listener that has not
@@ -243,6 +267,7 @@ static void collect(struct collector *c)
 		n = sockdiag_listeners(c->sockdiag, s->listeners, CS_LISTENERS_MAX);
 		s->n_listeners = n < 0 ? 0 : n;
 		filter_listeners(c, s, pids, npids);
+		count_closed_ports(c, s);
 		s->somaxconn = sockdiag_somaxconn(c->sockdiag);
 		s->syncookies = sockdiag_syncookies(c->sockdiag);
 	} else {

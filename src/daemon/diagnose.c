@@ -593,21 +593,6 @@ static void rule_syn(const struct cs_snapshot *s, const struct cs_window *w, con
 		    "retransmitted, look for loss on the path.", s->syncookies);
 }
 
-/* Is some port the target served (its probes counted it) without a
- * listener now, as sock_diag shows? */
-static bool port_without_listener(const struct cs_snapshot *s)
-{
-	for (int i = 0; i < s->n_ports; i++) {
-		bool listening = false;
-
-		for (int j = 0; j < s->n_listeners && !listening; j++)
-			listening = s->listeners[j].port == s->ports[i].port;
-		if (!listening)
-			return true;
-	}
-	return false;
-}
-
 static void rule_resets(const struct cs_snapshot *s, const struct cs_window *w, struct cs_diagnosis *d)
 {
 	struct cs_cause *c;
@@ -625,11 +610,12 @@ static void rule_resets(const struct cs_snapshot *s, const struct cs_window *w, 
 	}
 	/* With the listener up, such resets answer late segments of connections
 	 * already gone (after aborts, or TIME_WAIT skipped): not a closed port. */
-	if (w->resets_no_socket && port_without_listener(s)) {
+	if (w->resets_no_socket && s->ports_closed) {
 		c = cause_add(d, "reset_no_listener", "warning", 65, (double)w->resets_no_socket);
 		cause_clients_how(c, "resets sent to a port with no listener, one per refused connect");
 		evidence_num(c, "resets_no_socket", (double)w->resets_no_socket);
 		evidence_num(c, "listeners", s->n_listeners);
+		evidence_num(c, "ports_without_listener", s->ports_closed);
 		cause_explain(c, "The kernel answered %llu segments with a reset because nothing "
 		    "listened on a port the target served (it closed its listener or restarted); "
 		    "clients saw 'connection refused' or 'reset'.", (unsigned long long)w->resets_no_socket);

@@ -90,6 +90,7 @@ struct cs_snapshot {
 	struct cs_port ports[CS_PORTS_SHOWN_MAX];
 
 	/* sock_diag */
+	int ports_closed;  /* ports the target listened on with no listener now */
 	int n_listeners;
 	struct cs_listener listeners[CS_LISTENERS_MAX];
 

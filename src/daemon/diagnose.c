@@ -664,11 +664,15 @@ static void rule_healthy(const struct cs_snapshot *s, const struct cs_window *w,
 	    "(its own fd and port limits) and the network between.");
 }
 
-/* The costliest first; severity (score) breaks ties. */
+/* The costliest first; severity (score) breaks ties. A target that exited
+ * comes first: nothing serves any client any more. */
 static int by_clients(const void *a, const void *b)
 {
 	const struct cs_cause *x = a, *y = b;
+	bool xe = !strcmp(x->id, "target_exited"), ye = !strcmp(y->id, "target_exited");
 
+	if (xe != ye)
+		return xe ? -1 : 1;
 	if (x->clients_affected != y->clients_affected)
 		return (x->clients_affected < y->clients_affected) - (x->clients_affected > y->clients_affected);
 	return (x->score < y->score) - (x->score > y->score);

@@ -68,8 +68,8 @@ for phase in "${PHASES[@]}"; do
 	window=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%d", b - a + 1.5 }')
 	sleep 0.6 # one more tick into history
 	verdict=$(curl -s "http://$api/api/v1/diagnosis?window=${window}s&format=text")
-	echo "phase $n verdict: $(echo "$verdict" | head -1 | sed 's/^verdict: \([a-z_]*\).*/\1/')"
-	echo "$verdict" | tail -n +2 | sed 's/^/   /'
+	echo "phase $n verdict: $(echo "$verdict" | grep -m1 '^verdict: ' | sed 's/^verdict: \([a-z_]*\).*/\1/')"
+	echo "$verdict" | grep -v '^verdict: ' | sed 's/^/   /'
 done
 
 echo

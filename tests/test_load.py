@@ -115,9 +115,11 @@ def test_demo_short_names_the_cause():
     out = subprocess.run([os.path.join(ROOT, "scripts", "demo.sh"), "--short"], capture_output=True,
                          text=True, timeout=170)
     eq(out.returncode, 0, "demo exit (stderr %r)" % out.stderr[-500:])
-    for n, verdict in ((1, "healthy"), (2, "healthy"), (3, "accept_queue_stalled")):
+    for n, verdict in ((1, "healthy"), (2, "healthy"), (3, "connection_cap")):
         check("phase %d verdict: %s\n" % (n, verdict) in out.stdout,
               "phase %d verdict %s in:\n%s" % (n, verdict, out.stdout[-3000:]))
-    check("post-mortem" in out.stdout and "verdict: accept_queue_stalled" in out.stdout.split("== post-mortem")[1],
+    check("Clients failed because the server stopped accepting at 500 open connections: the application's "
+          "connection cap." in out.stdout.split("phase 3 verdict")[1], "phase 3 summary names the cap of 500")
+    check("post-mortem" in out.stdout and "verdict: connection_cap" in out.stdout.split("== post-mortem")[1],
           "post-mortem names the cause")
     eq(bpf_link_ids() - links, set(), "BPF links left by the demo")

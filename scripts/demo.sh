@@ -69,7 +69,7 @@ for phase in "${PHASES[@]}"; do
 	sleep 0.6 # one more tick into history
 	verdict=$(curl -s "http://$api/api/v1/diagnosis?window=${window}s&format=text")
 	echo "phase $n verdict: $(echo "$verdict" | grep -m1 '^verdict: ' | sed 's/^verdict: \([a-z_]*\).*/\1/')"
-	echo "$verdict" | grep -v '^verdict: ' | sed 's/^/   /'
+	echo "$verdict" | grep -v -e '^verdict: ' -e '^$' | sed 's/^/   /'
 done
 
 echo

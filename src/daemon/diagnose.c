@@ -77,7 +77,6 @@ struct lwin {
 	uint16_t port;
 	uint32_t queue_len, queue_limit; /* latest */
 	uint64_t drops, ack_drops, accepts, local_closes;
-	uint64_t accepts_full, accepts_after_close_full; /* in ticks full at both ends */
 	double full_seconds, gap_seconds;
 	int full_ticks, stall_ticks;     /* stall: full, no accept, no local close */
 	double stall_seconds, stall_cpu_seconds;
@@ -90,6 +89,7 @@ struct lwin {
 	int plateau_ticks;
 	double plateau_seconds;
 	uint64_t plateau_drops;
+	uint64_t plateau_accepts, plateau_after_close;
 };
 
 static struct lwin *lwin_get(struct lwin *ls, int *n, const struct cs_point_listener *pl)
@@ -113,31 +113,52 @@ static const struct cs_point_listener *point_listener(const struct cs_point *p, 
 	return NULL;
 }
 
-/* The open count seen at most full ticks, with its ticks, time and drops. */
+/* Open counts this close are the same plateau: a connection the app just
+ * closed is counted until its last ACK, the next one already accepted. */
+static long plateau_slack(long open)
+{
+	return open / 100 > 1 ? open / 100 : 1;
+}
+
+/* The open count the queue was full at most often (within plateau_slack),
+ * and what happened at it: ticks, time, drops, accepts and those right
+ * after a close (ticks full at both ends only). */
 static void find_plateau(const struct cs_point *pts, int n, struct lwin *l)
 {
+	int best_exact = 0;
+
 	for (int i = 0; i < n; i++) {
 		const struct cs_point_listener *a = point_listener(&pts[i], l->label);
-		int ticks = 0;
+		int ticks = 0, exact = 0;
+		uint64_t drops = 0, acc = 0, after = 0;
 		double secs = 0;
-		uint64_t drops = 0;
 
-		if (!a || !a->full)
+		if (!a || !a->full || a->open <= 0)
 			continue;
 		for (int j = 0; j < n; j++) {
 			const struct cs_point_listener *b = point_listener(&pts[j], l->label);
+			const struct cs_point_listener *before = j ? point_listener(&pts[j - 1], l->label) : NULL;
 
-			if (b && b->full && b->open == a->open) {
-				ticks++;
-				secs += pts[j].seconds;
-				drops += b->drops;
+			if (!b || !b->full || labs(b->open - a->open) > plateau_slack(a->open))
+				continue;
+			ticks++;
+			exact += b->open == a->open;
+			secs += pts[j].seconds;
+			drops += b->drops;
+			if (before && before->full) {
+				acc += b->accepts;
+				after += b->accepts_after_close;
 			}
 		}
-		if (ticks > l->plateau_ticks || (ticks == l->plateau_ticks && a->open > l->plateau)) {
+		if (ticks > l->plateau_ticks || (ticks == l->plateau_ticks && exact > best_exact) ||
+		    (ticks == l->plateau_ticks && exact == best_exact && a->open > l->plateau)) {
 			l->plateau = a->open;
 			l->plateau_ticks = ticks;
 			l->plateau_seconds = secs;
 			l->plateau_drops = drops;
+			l->plateau_accepts = acc;
+			l->plateau_after_close = after;
+			best_exact = exact;
 		}
 	}
 }
@@ -151,7 +172,6 @@ static int sum_listeners(const struct cs_point *pts, int n, struct lwin *ls)
 
 		for (int k = 0; k < p->n_listeners; k++) {
 			const struct cs_point_listener *pl = &p->listeners[k];
-			const struct cs_point_listener *before = i ? point_listener(&pts[i - 1], pl->label) : NULL;
 			struct lwin *l = lwin_get(ls, &nl, pl);
 
 			if (!l)
@@ -172,10 +192,6 @@ static int sum_listeners(const struct cs_point *pts, int n, struct lwin *ls)
 			if (!pl->full)
 				continue;
 			l->full_ticks++;
-			if (before && before->full) {
-				l->accepts_full += pl->accepts;
-				l->accepts_after_close_full += pl->accepts_after_close;
-			}
 			if (!pl->accepts && !pl->local_closes && p->target_up) {
 				l->stall_ticks++;
 				l->stall_seconds += p->seconds;
@@ -439,9 +455,10 @@ static void rule_queue_listener(const struct cs_snapshot *s, const struct cs_win
 {
 	bool fd_caused = w->accept_emfile + w->accept_enfile > 0;
 	bool no_progress = l->gap_seconds >= GAP_STALL_SECONDS && l->stall_ticks > 0;
-	bool plateau = l->plateau > 0 && l->plateau == l->open_peak && l->plateau_ticks >= 2;
-	bool after_close = l->accepts_full == 0 ||
-			   l->accepts_after_close_full >= CAP_AFTER_CLOSE_FRACTION * l->accepts_full;
+	bool plateau = l->plateau > 0 && l->open_peak <= l->plateau + plateau_slack(l->plateau) &&
+		       l->plateau_ticks >= 2;
+	bool after_close = l->plateau_accepts == 0 ||
+			   l->plateau_after_close >= CAP_AFTER_CLOSE_FRACTION * l->plateau_accepts;
 	double wait = l->wait_count ? l->wait_sum_s / l->wait_count : 0;
 	double clients;
 	uint64_t syn_drops;
@@ -476,16 +493,16 @@ static void rule_queue_listener(const struct cs_snapshot *s, const struct cs_win
 		evidence_num(c, "plateau_connections", (double)l->plateau);
 		evidence_num(c, "seconds_at_plateau", l->plateau_seconds);
 		evidence_num(c, "drops_at_plateau", (double)l->plateau_drops);
-		evidence_num(c, "accepts_at_full_queue", (double)l->accepts_full);
-		evidence_num(c, "accepts_right_after_a_close", (double)l->accepts_after_close_full);
+		evidence_num(c, "accepts_at_plateau", (double)l->plateau_accepts);
+		evidence_num(c, "accepts_right_after_a_close", (double)l->plateau_after_close);
 		evidence_num(c, "fd_headroom", (double)headroom);
 		queue_evidence(c, s, w, l, syn_drops);
 		cause_explain(c, "The server stopped accepting at %ld open connections on %s: its accept "
 		    "queue (%u) stood full for %.1f s while it held exactly %ld, and it accepted only "
-		    "right after closing one (%llu of %llu accepts at a full queue). That is the "
+		    "right after closing one (%llu of %llu accepts at the plateau). That is the "
 		    "application's own connection cap; about %.0f clients were dropped (%llu packets).%s",
 		    l->plateau, l->label, l->queue_limit, l->plateau_seconds, l->plateau,
-		    (unsigned long long)l->accepts_after_close_full, (unsigned long long)l->accepts_full,
+		    (unsigned long long)l->plateau_after_close, (unsigned long long)l->plateau_accepts,
 		    clients, (unsigned long long)l->drops, clamp);
 		cause_fix(c, "Raise the application's connection limit, now %ld: Tomcat maxConnections / "
 		    "server.tomcat.max-connections, Jetty/Netty connection limits, nginx worker_connections, "

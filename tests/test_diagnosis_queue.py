@@ -6,8 +6,8 @@ verdict ranked by clients (an overflow outranks a few EMFILEs), no SYN-queue
 cause from cookies that dropped nothing, and the fd rule per process against
 its own limit. Ground truth: the servers' own counts, ss, /proc, TcpExt."""
 import json, os, signal, subprocess, threading, time
-from lib import (BUILD, PY, Connscope, Netns, Proc, Server, check, eq, pinned, ss_listener, tcp_ext,
-                 wait_until, CLIENT)
+from lib import (BUILD, CLIENT, PY, Connscope, Netns, Proc, Server, check, eq, pinned, settle,
+                 ss_listener, tcp_ext, wait_until)
 
 DEMO = os.path.join(BUILD, "connscope-demo-server")
 LOAD = os.path.join(BUILD, "connscope-load")
@@ -152,11 +152,10 @@ def test_burst_into_small_backlog():
     srv = Server("--backlog", 10)
     cs = Connscope(srv.pid)
     r = py_client(srv.port, 120, rate=0, hold=1.0, timeout=4.0)()
-    wait_until(lambda: srv.total("accepted") == 120, 15, "server to accept all 120")
-    time.sleep(0.5)
+    settle(lambda: srv.total("accepted"), what="the server's accepts")
     d, drops = pinned(lambda: ss_listener(srv.port)[2], lambda: diagnosis(cs), what="drops")
     check(drops > 0, "the burst made no listen drops (client %r)" % r)
-    eq(d["verdict"], "backlog_too_small", "verdict (causes %r)" % ids(d))
+    eq(d["verdict"], "backlog_too_small", "verdict (causes %r, client %r)" % (d["causes"], r))
     c = cause(d, "backlog_too_small")
     eq(c["evidence"]["listen_drops"], drops, "drops vs ss")
     eq(c["evidence"]["queue_limit"], 10, "queue limit")

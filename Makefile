@@ -15,7 +15,8 @@ ARCH := $(shell uname -m | sed 's/x86_64/x86/;s/aarch64/arm64/;s/ppc64le/powerpc
 VMLINUX_H := bpf/vmlinux/$(ARCH)/vmlinux.h
 
 DEB_PACKAGES := clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev libmicrohttpd-dev \
-	libcjson-dev nettle-dev pkg-config iproute2 curl python3 prometheus
+	libcjson-dev nettle-dev pkg-config iproute2 curl python3 prometheus \
+	iptables
 
 CFLAGS ?= -O2 -g
 WARN := -Wall -Wextra -Werror

@@ -278,3 +278,30 @@ def test_syncookies_without_drops_is_not_a_syn_queue_overflow():
         eq(d["verdict"], "healthy", "verdict")
         eq(cause(d, "healthy")["evidence"]["syncookies_sent_netns"], sent, "cookies in the evidence")
         cs.stop()
+
+
+def test_syncookies_on_a_full_syn_queue_drop_nothing():
+    with Netns() as ns:
+        def nsexec(*argv):
+            subprocess.run(["ip", "netns", "exec", ns.name] + list(argv), check=True)
+        nsexec("sysctl", "-qw", "net.ipv4.tcp_syncookies=1")
+        srv = Server("--backlog", 4, netns=ns)
+        # only the clients' SYNs arrive: requests stay in the SYN queue, which
+        # fills at the backlog, and cookies answer the rest
+        nsexec("iptables", "-A", "INPUT", "-p", "tcp", "--dport", str(srv.port),
+               "--tcp-flags", "SYN", "NONE", "-j", "DROP")
+        base = tcp_ext(srv.pid)
+        cs = Connscope(srv.pid)
+        out = subprocess.run(["ip", "netns", "exec", ns.name, PY, CLIENT, "127.0.0.1", str(srv.port),
+                              "--count", "40", "--hold", "0.5"], capture_output=True, text=True, timeout=60)
+        eq(json.loads(out.stdout.strip().splitlines()[-1])["connected"], 40, "clients got SYN-ACKs")
+        time.sleep(0.5)
+        now = tcp_ext(srv.pid)
+        cookies = now["SyncookiesSent"] - base["SyncookiesSent"]
+        check(cookies > 0, "the full SYN queue sent cookies")
+        eq(now.get("TCPReqQFullDrop", 0) - base.get("TCPReqQFullDrop", 0), 0, "TcpExt TCPReqQFullDrop delta")
+        eq(ss_listener(srv.port, netns=ns)[2], 0, "no listen drops")
+        d = diagnosis(cs)
+        check("syn_queue_overflow" not in ids(d), "cookies that dropped nothing are no cause: %r" % ids(d))
+        eq(cause(d, "healthy")["evidence"]["syncookies_sent_netns"], cookies, "cookies in the evidence")
+        cs.stop()

@@ -305,3 +305,18 @@ def test_syncookies_on_a_full_syn_queue_drop_nothing():
         check("syn_queue_overflow" not in ids(d), "cookies that dropped nothing are no cause: %r" % ids(d))
         eq(cause(d, "healthy")["evidence"]["syncookies_sent_netns"], cookies, "cookies in the evidence")
         cs.stop()
+
+
+def test_somaxconn_read_every_tick():
+    with Netns() as ns:
+        srv = Server(netns=ns)
+        cs = Connscope(srv.pid)
+        subprocess.run(["ip", "netns", "exec", ns.name, "sysctl", "-qw", "net.core.somaxconn=77"], check=True)
+        with open("/proc/sys/net/core/somaxconn") as f:
+            host = int(f.read())
+        out = subprocess.run(["ip", "netns", "exec", ns.name, "sysctl", "-n", "net.core.somaxconn"],
+                             capture_output=True, text=True, check=True).stdout
+        eq(int(out), 77, "the namespace's somaxconn")
+        wait_until(lambda: cs.metrics().get1("connscope_somaxconn") == 77, 5,
+                   "connscope_somaxconn to follow the namespace (host has %d)" % host)
+        cs.stop()

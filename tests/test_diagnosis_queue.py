@@ -320,3 +320,24 @@ def test_somaxconn_read_every_tick():
         wait_until(lambda: cs.metrics().get1("connscope_somaxconn") == 77, 5,
                    "connscope_somaxconn to follow the namespace (host has %d)" % host)
         cs.stop()
+
+
+def test_worker_with_a_raised_limit_is_no_fd_warning():
+    srv = Server("--workers", 1, "--nofile", 256, "--mode", "close_on_eof", "--backlog", 1024)
+    cs = Connscope(srv.pid)
+    os.kill(srv.pid, signal.SIGUSR1)
+    worker = int(srv.wait_line("WORKERS").split()[1])
+    # as nginx's worker_rlimit_nofile: the worker runs with a limit of its own
+    subprocess.run(["prlimit", "--pid", str(worker), "--nofile=4096:4096"], check=True)
+    done = py_client(srv.port, 300, rate=300, hold=2.0, timeout=2.0)
+    wait_until(lambda: srv.total("accepted") == 300, 20, "the worker to accept 300")
+    fds = len(os.listdir("/proc/%d/fd" % worker))
+    check(fds > 256, "the worker holds %d fds, more than the master's limit 256" % fds)
+    done()
+    # the clients are gone: now the master is nearest its own (lower) limit
+    wait_until(lambda: srv.total("closed") == 300, 20, "the worker to close 300")
+    time.sleep(0.6)
+    d = diagnosis(cs)
+    check("fd_exhaustion" not in ids(d), "no fd warning for a worker at %d of its 4096: %r" % (fds, d["causes"]))
+    eq(d["verdict"], "healthy", "verdict")
+    cs.stop()

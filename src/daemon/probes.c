@@ -163,8 +163,11 @@ int probes_new(uint32_t netns_ino, bool verbose, probes_event_fn fn, void *arg, 
 	}
 	skip_missing_syscalls(p->skel);
 	p->ack_drops_exact = kfree_skb_has_rx_sk();
-	if (!p->ack_drops_exact)
+	if (!p->ack_drops_exact) {
+		fprintf(stderr, "connscope: this kernel's kfree_skb does not name the listener (6.12+): "
+			"handshake ACKs dropped at a full accept queue are estimated, not counted\n");
 		bpf_program__set_autoload(p->skel->progs.on_kfree_skb, false);
+	}
 	p->skel->rodata->target_netns = netns_ino;
 	err = connscope_bpf__load(p->skel);
 	if (err) {

@@ -671,6 +671,8 @@ static void rule_healthy(const struct cs_snapshot *s, const struct cs_window *w,
 	evidence_num(c, "max_queue_length", w->max_queue_len);
 	evidence_num(c, "queue_limit", limit);
 	evidence_num(c, "resets_sent", (double)w->resets_sent);
+	/* with the listener up: late segments of connections already gone */
+	evidence_num(c, "resets_no_socket", (double)w->resets_no_socket);
 	evidence_num(c, "syncookies_sent_netns", (double)w->syncookies_sent);
 	cause_explain(c, "No cause found: %llu accepts, no listen drops, no EMFILE/ENFILE, no "
 	    "aborting resets. Open fds peaked at %ld of a soft limit of %ld (%.0f%%); the accept "

@@ -9,7 +9,7 @@
 #include "snapshot.h"
 
 #define CS_CAUSES_MAX 16
-#define CS_EVIDENCE_MAX 20
+#define CS_EVIDENCE_MAX 28
 
 struct cs_evidence {
 	char name[40];

@@ -486,6 +486,7 @@ static void rule_queue_listener(const struct cs_snapshot *s, const struct cs_win
 	}
 	if (plateau && after_close && !fd_caused) {
 		long headroom = w->fd_soft > 0 ? w->fd_soft - w->fd_open : -1;
+		char accepted[96];
 
 		c = cause_add(d, "connection_cap", "critical", 88, clients);
 		cause_listener(c, l->label);
@@ -497,12 +498,16 @@ static void rule_queue_listener(const struct cs_snapshot *s, const struct cs_win
 		evidence_num(c, "accepts_right_after_a_close", (double)l->plateau_after_close);
 		evidence_num(c, "fd_headroom", (double)headroom);
 		queue_evidence(c, s, w, l, syn_drops);
+		if (l->plateau_accepts)
+			snprintf(accepted, sizeof(accepted), "accepted only right after closing one (%llu of %llu "
+				 "accepts there)", (unsigned long long)l->plateau_after_close,
+				 (unsigned long long)l->plateau_accepts);
+		else
+			snprintf(accepted, sizeof(accepted), "accepted none while it held them");
 		cause_explain(c, "The server stopped accepting at %ld open connections on %s: its accept "
-		    "queue (%u) stood full for %.1f s while it held exactly %ld, and it accepted only "
-		    "right after closing one (%llu of %llu accepts at the plateau). That is the "
+		    "queue (%u) stood full for %.1f s while it held exactly %ld, and it %s. That is the "
 		    "application's own connection cap; about %.0f clients were dropped (%llu packets).%s",
-		    l->plateau, l->label, l->queue_limit, l->plateau_seconds, l->plateau,
-		    (unsigned long long)l->plateau_after_close, (unsigned long long)l->plateau_accepts,
+		    l->plateau, l->label, l->queue_limit, l->plateau_seconds, l->plateau, accepted,
 		    clients, (unsigned long long)l->drops, clamp);
 		cause_fix(c, "Raise the application's connection limit, now %ld: Tomcat maxConnections / "
 		    "server.tomcat.max-connections, Jetty/Netty connection limits, nginx worker_connections, "

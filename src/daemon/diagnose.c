@@ -400,7 +400,8 @@ static void rule_fds(const struct cs_snapshot *s, const struct cs_window *w, str
 
 /* Clients behind a listener's drops. A dropped handshake ACK (counted by
  * the kernel where kfree_skb names the listener) is a client that believes
- * it connected. A dropped SYN is retried after 1, 3, 7 s, so one client
+ * it connected; it ACKs again at each SYN-ACK retransmission, so this
+ * count is an upper bound. A dropped SYN is retried after 1, 3, 7 s, so one client
  * that keeps meeting a full queue is dropped once per try: the SYN drops
  * are divided by the tries a client makes while the queue stays full. */
 static double queue_clients(const struct cs_snapshot *s, const struct lwin *l, uint64_t *syn_drops,
@@ -409,7 +410,10 @@ static double queue_clients(const struct cs_snapshot *s, const struct lwin *l, u
 	uint64_t ack = s->ack_drops_exact ? l->ack_drops : 0;
 	double tries = 1 + floor(log2(1 + l->full_seconds));
 
-	*syn_drops = l->drops > ack ? l->drops - ack : 0;
+	/* measured on 6.18: a dropped ACK counts twice in sk_drops (the
+	 * listener's tcp_listendrop and the packet's sk_drops_add), once in
+	 * TcpExt ListenDrops */
+	*syn_drops = l->drops > 2 * ack ? l->drops - 2 * ack : 0;
 	if (s->ack_drops_exact)
 		snprintf(how, len, "%llu handshake ACKs dropped (kernel count) + SYNs dropped / %.0f "
 			 "tries per client in %.1f s full (estimate)", (unsigned long long)ack, tries,

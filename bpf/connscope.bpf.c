@@ -519,10 +519,10 @@ static __always_inline __u16 fill_tuple_from_skb(struct cs_event *e, const struc
 }
 
 /* Resets sent on the target's listen ports: by its connections (abort on
- * close/data), by its listeners, and to ports it no longer listens on. */
-SEC("tp_btf/tcp_send_reset")
-int BPF_PROG(on_send_reset, const struct sock *sk, const struct sk_buff *skb,
-	     const enum sk_rst_reason reason)
+ * close/data), by its listeners, and to ports it no longer listens on.
+ * reason is an enum sk_rst_reason (0, not_specified, where there is none). */
+static __always_inline int count_reset_sent(const struct sock *sk, const struct sk_buff *skb,
+					    __u32 reason)
 {
 	__u32 idx = reason;
 	struct cs_event *e;
@@ -558,6 +558,23 @@ int BPF_PROG(on_send_reset, const struct sock *sk, const struct sk_buff *skb,
 		fill_tuple_from_skb(e, skb);
 	bpf_ringbuf_submit(e, 0);
 	return 0;
+}
+
+/* Linux 6.10 and newer: tcp_send_reset(sk, skb, reason). */
+SEC("tp_btf/tcp_send_reset")
+int BPF_PROG(on_send_reset, const struct sock *sk, const struct sk_buff *skb,
+	     const enum sk_rst_reason reason)
+{
+	return count_reset_sent(sk, skb, reason);
+}
+
+/* Before 6.10 the tracepoint has no reason (and enum sk_rst_reason does not
+ * exist): the same count, every reset not_specified. userspace loads this one
+ * or the one above, from the argument count in the kernel's BTF. */
+SEC("tp_btf/tcp_send_reset")
+int BPF_PROG(on_send_reset_noreason, const struct sock *sk, const struct sk_buff *skb)
+{
+	return count_reset_sent(sk, skb, 0);
 }
 
 SEC("tp_btf/tcp_receive_reset")

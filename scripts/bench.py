@@ -19,9 +19,9 @@ LOAD = os.path.join(BUILD, "connscope-load")
 DEMO = os.path.join(BUILD, "connscope-demo-server")
 
 FULL = dict(churn=20000, syscalls=2000000, rounds=6, round_conns=10000, held=15000,
-            scrapes=50, startups=3, burst=10000)
+            scrapes=50, startups=3, burst=10000, held50k=50000, held50k_workers=4)
 QUICK = dict(churn=2000, syscalls=100000, rounds=2, round_conns=1000, held=1000,
-             scrapes=10, startups=1, burst=1000)
+             scrapes=10, startups=1, burst=1000, held50k=2000, held50k_workers=2)
 
 
 class Demo(Proc):
@@ -235,6 +235,34 @@ def bench_scale(n, r):
     srv.kill()
 
 
+def bench_scale50k(n, r):
+    """The story's 50,000 connections from one host: connscope-load and the
+    demo server both in worker processes (a process may hold 20,000 fds
+    here), clients over 4 source addresses (ports per address), held 10 s."""
+    w, held = n["held50k_workers"], n["held50k"]
+    srv = Demo("--workers", w, "--backlog", 4096)
+    cs = Daemon(srv.pid)
+    hold = Proc([LOAD, "127.0.0.1:%d" % srv.port, "--json", "--connections", str(held), "--rate", "10000",
+                 "--workers", str(w), "--source", "127.0.0.1-127.0.0.4", "--message", "x", "--hold", "10",
+                 "--timeout", "10"])
+    wait_until(lambda: srv.stats()["answered"] >= held, 120, "%d connections held" % held, interval=0.5)
+    lbl = "127.0.0.1:%d" % srv.port
+    r["scale50k_held"] = srv.stats()["open"]
+    r["scale50k_accepts_counted"] = settle(lambda: cs.metric("connscope_accepts_total", listener=lbl),
+                                           quiet=1.2, what="accepts")
+    r["scale50k_open_counted"] = cs.metric("connscope_connections_open", listener=lbl)
+    times = [cs.get("/metrics")[0] * 1000 for _ in range(n["scrapes"])]
+    r["scale50k_metrics_p99_ms"] = pct(times, 99)
+    r["scale50k_daemon_rss_mib"] = cs.rss_bytes() / 2**20
+    r["scale50k_bpf_map_mib"] = cs.map_bytes() / 2**20
+    hold.p.wait(120)
+    res = json.loads("\n".join(hold.lines))
+    r["scale50k_load_ok"] = res["outcomes"]["ok"]
+    r["scale50k_server_accepted"] = srv.stats()["accepted"]
+    cs.stop()
+    srv.kill()
+
+
 def bench_startup(n, r):
     srv = Demo()
     starts, stops = [], []
@@ -300,7 +328,7 @@ def main():
         "kernel": os.uname().release, "cpus": os.cpu_count(),
         "cpu": next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")}}
     try:
-        for step in (bench_churn, bench_throughput, bench_scale, bench_startup, bench_burst):
+        for step in (bench_churn, bench_throughput, bench_scale, bench_scale50k, bench_startup, bench_burst):
             print("bench: %s ..." % step.__name__[6:], file=sys.stderr, flush=True)
             step(n, r)
             cleanup_all()
@@ -322,6 +350,10 @@ def main():
         r["churn_accepts_counted"], r["churn_connections"])))
     print("%-48s %12s" % ("accepts counted / held (scale), events lost", "%d / %d, %d" % (
         r["scale_accepts_counted"], r["scale_held"], r["scale_events_lost"])))
+    print("%-48s %12s" % ("50k: ok / server accepted / counted / held", "%d / %d / %d / %d" % (
+        r["scale50k_load_ok"], r["scale50k_server_accepted"], r["scale50k_accepts_counted"], r["scale50k_held"])))
+    print("%-48s %12s" % ("50k: /metrics p99 ms, RSS MiB, BPF maps MiB", "%.2f, %.1f, %.1f" % (
+        r["scale50k_metrics_p99_ms"], r["scale50k_daemon_rss_mib"], r["scale50k_bpf_map_mib"])))
     print("%-48s %12s" % ("burst drops counted / ss d<N>, lost", "%d / %d, %d" % (
         r["burst_drops_counted"], r["burst_drops_ss"], r["burst_events_lost"])))
     print("wrote " + os.path.relpath(a.out, ROOT))

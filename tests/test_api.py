@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""Issue 3: the HTTP API (JSON equals /metrics, 404/405/gzip/content type)
+"""The HTTP API (JSON equals /metrics, 404/405/gzip/content type)
 and every bad-input case of the command line, each one clear line."""
 import gzip, json, os, socket, subprocess
 from lib import (PY, Connscope, Proc, Server, check, client, eq, free_port, pinned, run_connscope,

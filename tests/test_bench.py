@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""Issue 7: make bench-quick produces every figure, and the exact counts the
+"""make bench-quick produces every figure, and the exact counts the
 bench reports agree with their ground truth. Never a timing assert: timings
 belong to make bench."""
 import json, os, subprocess, tempfile

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""Issue 3: connscope counts exactly what the kernel did to the target's
+"""connscope counts exactly what the kernel did to the target's
 connections. Ground truth: the servers' own counts, ss, /proc, TcpExt."""
 import os, signal, subprocess, time
 from lib import (Connscope, Netns, Server, bpf_link_ids, check, client, eq, pinned, settle,

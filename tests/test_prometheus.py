@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""Issue 6: /metrics passes promtool; the shipped rules pass promtool's
+"""/metrics passes promtool; the shipped rules pass promtool's
 checks and tests; a real Prometheus scraping connscope during a scenario
 with drops, EMFILE and resets returns data for every dashboard expression
 and fires the alerts written for that scenario."""

@@ -181,6 +181,7 @@ long ws_frame_decode(uint8_t *buf, size_t len, size_t max_payload, struct ws_fra
 	if (len < i + plen)
 		return 0;
 	f->opcode = buf[0] & 0x0f;
+	f->fin = buf[0] & 0x80;
 	f->payload = buf + i;
 	f->len = plen;
 	if (key)

@@ -34,6 +34,7 @@ int ws_frame_encode(uint8_t *out, size_t cap, int opcode, const void *payload, s
 
 struct ws_frame {
 	int opcode;
+	bool fin;         /* last fragment of a message (RFC 6455 5.4) */
 	uint8_t *payload; /* unmasked in place, inside the caller's buffer */
 	size_t len;
 };

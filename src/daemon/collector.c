@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
 #include "probes.h"
@@ -41,6 +42,7 @@ struct collector {
 	struct cs_snapshot cur;       /* newest */
 	struct cs_snapshot tick_prev; /* at the last tick, for history deltas */
 	uint64_t seq;
+	bool source_said[CS_SRC_MAX]; /* its failure is on stderr already */
 	long fd_peak;
 	double started;
 };
@@ -51,6 +53,20 @@ static int64_t unix_ms_now(void)
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The target's age and the kernel release, for the live page's header. */
+static void target_uptime(struct collector *c, struct cs_snapshot *s)
+{
+	struct timespec boot;
+	struct utsname u;
+
+	/* /proc/PID/stat starttime counts clock ticks since boot */
+	if (!clock_gettime(CLOCK_BOOTTIME, &boot))
+		s->target_uptime_s = boot.tv_sec + boot.tv_nsec / 1e9 -
+				     (double)c->start_time / sysconf(_SC_CLK_TCK);
+	if (!s->kernel[0] && !uname(&u))
+		snprintf(s->kernel, sizeof(s->kernel), "%s", u.release);
 }
 
 static bool inode_set_has(const struct inode_set *s, uint64_t ino)
@@ -190,9 +206,40 @@ static bool target_alive(struct collector *c)
 	return !procfs_start_time(c->pid, &st) && st == c->start_time;
 }
 
-static void read_processes(struct collector *c, struct cs_snapshot *s, const int *pids, int npids)
+/* Records whether a source's read worked. A failure is said once on stderr
+ * (again only after the source came back and failed anew), with what reads 0
+ * because of it; connscope_source_up says it on every scrape. */
+static void source_result(struct collector *c, struct cs_snapshot *s, enum cs_source src, int err)
+{
+	static const char *const what[CS_SRC_MAX] = {
+		[CS_SRC_SOCK_DIAG] = "listener queues, limits and drops",
+		[CS_SRC_PROCFS] = "open fds, limits, threads and memory",
+		[CS_SRC_TCP_EXT] = "the namespace's TcpExt counters",
+		[CS_SRC_BPF] = "the probes' counters",
+	};
+	const char *hint = "";
+
+	s->source_up[src] = !err;
+	if (!err) {
+		c->source_said[src] = false;
+		return;
+	}
+	if (c->source_said[src])
+		return;
+	c->source_said[src] = true;
+	/* inet_diag answers ENOENT when it has no handler for TCP and the
+	 * kernel could not load one */
+	if (src == CS_SRC_SOCK_DIAG && (err == -ENOENT || err == -EPROTONOSUPPORT))
+		hint = " (the tcp_diag/inet_diag modules are missing and cannot be loaded: modprobe tcp_diag)";
+	errmsg(err, "%s source failed: %s%s; %s read 0 (connscope_source_up{source=\"%s\"} 0)",
+	       snapshot_source_name(src), strerror(-err), hint, what[src], snapshot_source_name(src));
+}
+
+/* 0 if at least one target process was read; else the first error. */
+static int read_processes(struct collector *c, struct cs_snapshot *s, const int *pids, int npids)
 {
 	double worst = -1;
+	int err = -ENOENT, read = 0;
 
 	s->threads = 0;
 	s->rss_bytes = 0;
@@ -202,8 +249,14 @@ static void read_processes(struct collector *c, struct cs_snapshot *s, const int
 		struct cs_proc pr;
 		double ratio;
 
-		if (procfs_read_process(pids[i], &pr))
+		int e = procfs_read_process(pids[i], &pr);
+
+		if (e) {
+			if (e != -ENOENT) /* gone between listing and reading: no failure */
+				err = e;
 			continue;
+		}
+		read++;
 		s->threads += pr.threads;
 		s->rss_bytes += pr.rss_bytes;
 		s->cpu_seconds += (double)pr.cpu_ticks / (double)sysconf(_SC_CLK_TCK);
@@ -223,6 +276,7 @@ static void read_processes(struct collector *c, struct cs_snapshot *s, const int
 	if (s->open_fds > c->fd_peak)
 		c->fd_peak = s->open_fds;
 	s->fd_peak = c->fd_peak;
+	return read ? 0 : err;
 }
 
 /* A listener seen full starts a span the kernel closes at the next accept
@@ -253,6 +307,8 @@ static void collect(struct collector *c)
 
 	s->seq = ++c->seq;
 	s->unix_ms = unix_ms_now();
+	if (!c->exited)
+		target_uptime(c, s);
 	s->started_mono_s = c->started;
 	s->pid = c->pid;
 	npids = probes_targets(c->probes, pids, PROCS_READ_MAX);
@@ -262,9 +318,12 @@ static void collect(struct collector *c)
 	/* Once the target is gone, /proc and sock_diag keep their last numbers. */
 	if (s->target_up) {
 		s->processes = npids;
-		read_processes(c, s, pids, npids);
-		s->have_tcp_ext = !procfs_read_tcp_ext(c->pid, s->tcp_ext);
+		source_result(c, s, CS_SRC_PROCFS, read_processes(c, s, pids, npids));
+		n = procfs_read_tcp_ext(c->pid, s->tcp_ext);
+		s->have_tcp_ext = !n;
+		source_result(c, s, CS_SRC_TCP_EXT, n);
 		n = sockdiag_listeners(c->sockdiag, s->listeners, CS_LISTENERS_MAX);
+		source_result(c, s, CS_SRC_SOCK_DIAG, n < 0 ? n : 0);
 		s->n_listeners = n < 0 ? 0 : n;
 		filter_listeners(c, s, pids, npids);
 		count_closed_ports(c, s);
@@ -273,7 +332,7 @@ static void collect(struct collector *c)
 	} else {
 		s->processes = 0;
 	}
-	probes_read(c->probes, s);
+	source_result(c, s, CS_SRC_BPF, probes_read(c->probes, s));
 	label_ports(s);
 	s->mono_s = mono_now();
 	s->mono_ns = (uint64_t)(s->mono_s * 1e9);

@@ -36,6 +36,26 @@ static uint64_t delta(uint64_t cur, uint64_t prev)
 	return cur >= prev ? cur - prev : 0; /* a listener that went away */
 }
 
+/* The q-quantile (0..1) of the samples added between two snapshots of a log2
+ * histogram, interpolated inside its slot as Prometheus' histogram_quantile
+ * does; slot i holds [2^i, 2^(i+1)) microseconds. */
+static double hist_delta_quantile(const struct cs_hist *cur, const struct cs_hist *prev, double q)
+{
+	uint64_t total = delta(cur->count, prev ? prev->count : 0), cum = 0;
+
+	if (!total)
+		return 0;
+	for (int i = 0; i < CS_HIST_SLOTS; i++) {
+		uint64_t n = delta(cur->slots[i], prev ? prev->slots[i] : 0);
+		double lo = i ? (double)(1ULL << i) : 0, hi = (double)(1ULL << (i + 1));
+
+		if (n && (double)(cum + n) >= q * (double)total)
+			return (lo + (hi - lo) * (q * (double)total - (double)cum) / (double)n) / 1e6;
+		cum += n;
+	}
+	return (double)(1ULL << CS_HIST_SLOTS) / 1e6;
+}
+
 static uint64_t resets_named(const struct cs_snapshot *s, const char *const *labels)
 {
 	uint64_t n = 0;
@@ -53,6 +73,10 @@ static const char *const abort_reasons[] = {
 	"tcp_abort_on_close", "tcp_abort_on_data", "tcp_abort_on_linger",
 	"tcp_disconnect_with_data", NULL,
 };
+/* Before 6.10 the kernel names no reason (every reset reads not_specified)
+ * and traces resets only from tcp_send_active_reset: aborts of the
+ * application's own connections (close with unread data, SO_LINGER 0). */
+static const char *const abort_reasons_before_6_10[] = { "not_specified", NULL };
 static const char *const no_socket_reasons[] = { "no_socket", NULL };
 static const char *const memory_reasons[] = { "tcp_abort_on_memory", NULL };
 
@@ -113,11 +137,14 @@ static void listener_point(const struct cs_snapshot *prev, const struct cs_snaps
 		o->gap_seconds = pc->qt.last_gap_ns / 1e9;
 	o->accept_wait_sum_s = delta(pc->accept_wait.sum_ns, pp->accept_wait.sum_ns) / 1e9;
 	o->accept_wait_count = delta(pc->accept_wait.count, pp->accept_wait.count);
+	o->accept_wait_p50_s = hist_delta_quantile(&pc->accept_wait, &pp->accept_wait, 0.5);
+	o->accept_wait_p99_s = hist_delta_quantile(&pc->accept_wait, &pp->accept_wait, 0.99);
 }
 
 void history_point(const struct cs_snapshot *prev, const struct cs_snapshot *cur,
 		   struct cs_point *p)
 {
+	const char *const *aborts;
 	uint64_t cbq = 0, pcbq = 0;
 
 	memset(p, 0, sizeof(*p));
@@ -133,7 +160,8 @@ void history_point(const struct cs_snapshot *prev, const struct cs_snapshot *cur
 	p->listen_drops = delta(snapshot_listen_drops(cur), snapshot_listen_drops(prev));
 	p->resets_sent = delta(snapshot_resets_sent(cur), snapshot_resets_sent(prev));
 	p->resets_received = delta(cur->counters[CS_CNT_RESETS_RECEIVED], prev->counters[CS_CNT_RESETS_RECEIVED]);
-	p->resets_abort = delta(resets_named(cur, abort_reasons), resets_named(prev, abort_reasons));
+	aborts = names_rst_reason_index("tcp_abort_on_close") < 0 ? abort_reasons_before_6_10 : abort_reasons;
+	p->resets_abort = delta(resets_named(cur, aborts), resets_named(prev, aborts));
 	p->resets_no_socket = delta(resets_named(cur, no_socket_reasons), resets_named(prev, no_socket_reasons));
 	p->resets_memory = delta(resets_named(cur, memory_reasons), resets_named(prev, memory_reasons));
 	for (int i = 0; i < cur->n_ports; i++)

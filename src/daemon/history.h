@@ -14,7 +14,9 @@
  * server has, and 900 points of them stay under 2 MB. */
 #define CS_POINT_LISTENERS 8
 
-/* One listener over one interval: its queue, its drops, its accepts, in time. */
+/* One listener over one interval: its queue, its drops, its accepts, in
+ * time (the diagnosis judges each listener on these; the live page charts
+ * them). */
 struct cs_point_listener {
 	char label[CS_LABEL_LEN];
 	uint16_t port;
@@ -31,6 +33,8 @@ struct cs_point_listener {
 				  * running at the end or ended in the interval */
 	double accept_wait_sum_s;/* time this interval's accepts had waited */
 	uint64_t accept_wait_count;
+	/* of this interval's accepts, from the log2 slots; 0 without any */
+	double accept_wait_p50_s, accept_wait_p99_s;
 };
 
 struct cs_point {

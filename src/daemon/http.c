@@ -15,6 +15,7 @@
 #include "diagnose.h"
 #include "json.h"
 #include "netutil.h"
+#include "page.h"
 #include "prom.h"
 
 /* A scrape rebuilds the snapshot when the newest is older than this. */
@@ -241,21 +242,12 @@ static enum MHD_Result handle_events(struct http *h, struct MHD_Connection *conn
 	return ret;
 }
 
-static const char landing[] =
-	"<!doctype html><html><head><title>connscope</title></head><body>"
-	"<h1>connscope</h1><p>Why a connection-heavy server drops connections.</p><ul>"
-	"<li><a href=\"/metrics\">/metrics</a> Prometheus</li>"
-	"<li><a href=\"/api/v1/diagnosis?format=text\">/api/v1/diagnosis</a> the cause, with evidence</li>"
-	"<li><a href=\"/api/v1/snapshot\">/api/v1/snapshot</a></li>"
-	"<li><a href=\"/api/v1/history\">/api/v1/history</a></li>"
-	"<li><a href=\"/api/v1/events\">/api/v1/events</a></li>"
-	"<li><a href=\"/healthz\">/healthz</a></li></ul></body></html>\n";
-
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
 				  const char *method, const char *version, const char *upload_data,
 				  size_t *upload_data_size, void **con_cls)
 {
 	struct http *h = cls;
+	struct page_asset page;
 	const char *ae;
 	bool gz;
 
@@ -289,9 +281,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return handle_events(h, conn, gz);
 	if (!strcmp(url, "/healthz"))
 		return send_body(conn, MHD_HTTP_OK, "text/plain", strdup("ok\n"), 3, false);
-	if (!strcmp(url, "/"))
-		return send_body(conn, MHD_HTTP_OK, "text/html; charset=utf-8", strdup(landing),
-				 sizeof(landing) - 1, false);
+	if (page_find(url, &page))
+		return send_body(conn, MHD_HTTP_OK, page.type, strndup((const char *)page.data, page.len),
+				 page.len, gz);
 	return send_error(conn, MHD_HTTP_NOT_FOUND, "no such path: %s", url);
 }
 

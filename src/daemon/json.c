@@ -40,6 +40,25 @@ static void add_hist(cJSON *parent, const char *name, const struct cs_hist *h)
 	}
 }
 
+/* probes: each tracepoint and whether it runs on this kernel;
+ * sources: whether each last read worked. */
+static void add_coverage(cJSON *root, const struct cs_snapshot *s)
+{
+	cJSON *arr = cJSON_AddArrayToObject(root, "probes"), *o;
+
+	for (int i = 0; i < s->n_probes; i++) {
+		o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "probe", s->probes[i].name);
+		cJSON_AddStringToObject(o, "state", snapshot_probe_state_name(s->probes[i].state));
+		if (s->probes[i].why[0])
+			cJSON_AddStringToObject(o, "why", s->probes[i].why);
+		cJSON_AddItemToArray(arr, o);
+	}
+	o = cJSON_AddObjectToObject(root, "sources_up");
+	for (int i = 0; i < CS_SRC_MAX; i++)
+		cJSON_AddBoolToObject(o, snapshot_source_name(i), s->source_up[i]);
+}
+
 char *json_snapshot(const struct cs_snapshot *s)
 {
 	cJSON *root = cJSON_CreateObject(), *t, *arr, *o;
@@ -53,6 +72,8 @@ char *json_snapshot(const struct cs_snapshot *s)
 	cJSON_AddNumberToObject(t, "processes", s->processes);
 	cJSON_AddNumberToObject(t, "threads", s->threads);
 	cJSON_AddNumberToObject(t, "resident_memory_bytes", (double)s->rss_bytes);
+	cJSON_AddNumberToObject(t, "uptime_seconds", s->target_uptime_s);
+	cJSON_AddStringToObject(t, "kernel", s->kernel);
 	o = cJSON_AddObjectToObject(root, "fds");
 	cJSON_AddNumberToObject(o, "pid", s->fd_pid);
 	cJSON_AddNumberToObject(o, "open", s->open_fds);
@@ -117,6 +138,7 @@ char *json_snapshot(const struct cs_snapshot *s)
 	cJSON_AddNumberToObject(o, "conn_table_full", (double)s->counters[CS_CNT_CONNS_TABLE_FULL]);
 	cJSON_AddNumberToObject(o, "targets_full", (double)s->counters[CS_CNT_TARGETS_FULL]);
 	cJSON_AddNumberToObject(root, "events_sampled_total", (double)s->counters[CS_CNT_EVENTS_SAMPLED]);
+	add_coverage(root, s);
 	return finish(root);
 }
 
@@ -152,11 +174,42 @@ char *json_diagnosis(const struct cs_diagnosis *d)
 	return finish(root);
 }
 
+/* What the live page charts beyond the totals: resets by reason, the fd
+ * soft limit, and per listener. */
+static void add_point_extra(cJSON *o, const struct cs_point *p)
+{
+	cJSON *r = cJSON_AddObjectToObject(o, "resets_sent_by_reason"), *arr;
+	uint64_t named = p->resets_abort + p->resets_no_socket + p->resets_memory;
+
+	cJSON_AddNumberToObject(r, "abort", (double)p->resets_abort);
+	cJSON_AddNumberToObject(r, "no_socket", (double)p->resets_no_socket);
+	cJSON_AddNumberToObject(r, "memory", (double)p->resets_memory);
+	cJSON_AddNumberToObject(r, "other", p->resets_sent > named ? (double)(p->resets_sent - named) : 0);
+	cJSON_AddNumberToObject(o, "fd_soft_limit", p->fd_soft);
+	cJSON_AddBoolToObject(o, "target_up", p->target_up);
+	arr = cJSON_AddArrayToObject(o, "listeners");
+	for (int i = 0; i < p->n_listeners; i++) {
+		const struct cs_point_listener *pl = &p->listeners[i];
+		cJSON *l = cJSON_CreateObject();
+
+		cJSON_AddStringToObject(l, "listener", pl->label);
+		cJSON_AddNumberToObject(l, "accepts", (double)pl->accepts);
+		cJSON_AddNumberToObject(l, "listen_drops", (double)pl->drops);
+		cJSON_AddNumberToObject(l, "accept_queue_length", pl->queue_len);
+		cJSON_AddNumberToObject(l, "accept_queue_limit", pl->queue_limit);
+		cJSON_AddNumberToObject(l, "connections_open", pl->open);
+		cJSON_AddNumberToObject(l, "accept_wait_p50_seconds", pl->accept_wait_p50_s);
+		cJSON_AddNumberToObject(l, "accept_wait_p99_seconds", pl->accept_wait_p99_s);
+		cJSON_AddItemToArray(arr, l);
+	}
+}
+
 char *json_history(const struct cs_point *pts, int n)
 {
 	cJSON *root = cJSON_CreateObject(), *arr;
 
 	cJSON_AddNumberToObject(root, "points_count", n);
+	cJSON_AddNumberToObject(root, "points_max", CS_HISTORY_POINTS);
 	arr = cJSON_AddArrayToObject(root, "points");
 	for (int i = 0; i < n; i++) {
 		const struct cs_point *p = &pts[i];
@@ -177,6 +230,7 @@ char *json_history(const struct cs_point *pts, int n)
 		cJSON_AddNumberToObject(o, "open_fds", p->open_fds);
 		cJSON_AddNumberToObject(o, "accept_queue_length", p->queue_len);
 		cJSON_AddNumberToObject(o, "accept_queue_limit", p->queue_limit);
+		add_point_extra(o, p);
 		cJSON_AddItemToArray(arr, o);
 	}
 	return finish(root);

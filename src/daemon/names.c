@@ -130,7 +130,7 @@ const char *names_rst_reason(unsigned reason)
 int names_rst_reason_index(const char *label)
 {
 	for (int i = 0; i < CS_RST_REASONS_MAX; i++)
-		if (rst_names[i] && !strcmp(rst_names[i], label))
+		if (names_rst_reason(i) && !strcmp(names_rst_reason(i), label))
 			return i;
 	return -1;
 }

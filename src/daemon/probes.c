@@ -3,6 +3,7 @@
  * turns the maps into snapshot fields. The only file that talks to BPF. */
 #define _GNU_SOURCE
 #include "probes.h"
+#include "errmsg.h"
 #include <bpf/bpf.h>
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
@@ -14,11 +15,48 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 #include "connscope.skel.h"
 
 #define TRACEFS "/sys/kernel/tracing"
 #define SYSCALL_EVENTS TRACEFS "/events/syscalls"
+
+/* The oldest kernel every required program loads on: bpf_get_current_task_btf
+ * (fd_to_sock) came in 5.11, after the ring buffer (5.8) and tp_btf (5.5). */
+#define MIN_KERNEL_MAJOR 5
+#define MIN_KERNEL_MINOR 11
+#define MIN_KERNEL_WHY "BPF ring buffer 5.8, tp_btf 5.5, bpf_get_current_task_btf 5.11"
+
+/* Programs the verifier may refuse before connscope gives up: each one
+ * refused is left out and the load retried without it. */
+#define LOAD_ATTEMPTS_MAX 8
+#define PROG_NAME_LEN 64
+
+/* Kernel-version differences of the tp_btf programs, in one place: every
+ * form of a tracepoint that connscope has a program for, with the number of
+ * arguments it reads. The form whose count matches the running kernel's
+ * btf_trace_<tracepoint> is loaded, the others are left out; programs not
+ * listed here read arguments every supported kernel has. */
+static const struct tp_form {
+	const char *prog;
+	int nargs;
+	const char *reduced; /* NULL: the full form; else what this form lacks */
+} tp_forms[] = {
+	/* 6.10 added the reason argument and enum sk_rst_reason */
+	{ "on_send_reset", 3, NULL },
+	{ "on_send_reset_noreason", 2, "reset reasons need Linux 6.10; counting resets without a reason" },
+	/* mark_victim(task, uid) from 6.8 (6.1.y and 6.6.y stable got it too);
+	 * before that it passes only a pid */
+	{ "on_mark_victim", 2, NULL },
+	/* 6.12 added rx_sk, the socket a dropped packet was for: the listener
+	 * of a handshake ACK dropped at a full accept queue. Without it those
+	 * drops are estimated by the diagnosis (it says so). */
+	{ "on_kfree_skb", 4, NULL },
+};
+
+/* Programs without which connscope has nothing to say: their failure stops it. */
+static const char *const required_progs[] = { "exit_accept", "exit_accept4", "on_set_state" };
 
 struct probes {
 	struct connscope_bpf *skel;
@@ -29,17 +67,183 @@ struct probes {
 	void *fn_arg;
 	uint64_t events_seen;
 	bool ack_drops_exact; /* on_kfree_skb loaded */
+	int n_probes;
+	struct cs_probe probes[CS_PROBES_MAX];
+	/* programs the verifier refused in an earlier load attempt */
+	char refused[LOAD_ATTEMPTS_MAX][PROG_NAME_LEN];
+	int n_refused;
 };
 
 static bool verbose_log;
+/* While loading without -v: libbpf's warnings about a refused optional
+ * program would be dozens of lines; connscope says it in one. */
+static bool quiet_load;
+/* The program libbpf last said it failed to load; "" if none. */
+static char failed_prog[PROG_NAME_LEN];
 
 static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list args)
 {
-	if (level == LIBBPF_DEBUG && !verbose_log)
+	char line[256]; /* the start of the message, enough to name a program */
+	va_list copy;
+
+	va_copy(copy, args);
+	vsnprintf(line, sizeof(line), fmt, copy);
+	va_end(copy);
+	/* "libbpf: prog 'NAME': failed to load: -13" names the one refused */
+	if (strstr(line, "': failed to load"))
+		sscanf(line, "libbpf: prog '%63[^']'", failed_prog);
+	if (quiet_load || (level == LIBBPF_DEBUG && !verbose_log))
 		return 0;
 	if (level == LIBBPF_INFO && !verbose_log)
 		return 0;
+	/* the whole message: a verifier log comes as one long string */
 	return vfprintf(stderr, fmt, args);
+}
+
+/* Refuses kernels older than the minimum with one line naming it. */
+static int check_kernel_version(void)
+{
+	struct utsname u;
+	int major = 0, minor = 0;
+
+	if (uname(&u) || sscanf(u.release, "%d.%d", &major, &minor) != 2)
+		return 0; /* unknown: let the load decide */
+	if (major > MIN_KERNEL_MAJOR || (major == MIN_KERNEL_MAJOR && minor >= MIN_KERNEL_MINOR))
+		return 0;
+	return errmsg(-ENOTSUP, "needs Linux %d.%d or newer (%s); this kernel is %s",
+		      MIN_KERNEL_MAJOR, MIN_KERNEL_MINOR, MIN_KERNEL_WHY, u.release);
+}
+
+/* Records what became of a tracepoint. Several programs may serve one
+ * tracepoint (its forms): the best state any of them reached is kept. */
+static void probe_note(struct probes *p, const char *name, enum cs_probe_state state, const char *why)
+{
+	struct cs_probe *pr = NULL;
+
+	for (int i = 0; i < p->n_probes && !pr; i++)
+		if (!strcmp(p->probes[i].name, name))
+			pr = &p->probes[i];
+	if (!pr) {
+		if (p->n_probes == CS_PROBES_MAX)
+			return;
+		pr = &p->probes[p->n_probes++];
+		snprintf(pr->name, sizeof(pr->name), "%s", name);
+	} else if (state >= pr->state) {
+		return;
+	}
+	pr->state = state;
+	snprintf(pr->why, sizeof(pr->why), "%s", why ? why : "");
+}
+
+/* Arguments of tracepoint tp in the kernel's BTF (the btf_trace_<tp>
+ * typedef's function, less its leading void *), or -ENOENT. */
+static int tp_nargs(const struct btf *btf, const char *tp)
+{
+	const struct btf_type *t;
+	char name[96];
+	int id;
+
+	snprintf(name, sizeof(name), "btf_trace_%s", tp);
+	id = btf__find_by_name_kind(btf, name, BTF_KIND_TYPEDEF);
+	if (id < 0)
+		return -ENOENT;
+	t = btf__type_by_id(btf, id);
+	while (t && (btf_is_typedef(t) || btf_is_ptr(t)))
+		t = btf__type_by_id(btf, t->type);
+	if (!t || !btf_is_func_proto(t))
+		return -ENOENT;
+	return btf_vlen(t) - 1;
+}
+
+static const struct tp_form *tp_form_of(const char *prog)
+{
+	for (size_t i = 0; i < sizeof(tp_forms) / sizeof(tp_forms[0]); i++)
+		if (!strcmp(tp_forms[i].prog, prog))
+			return &tp_forms[i];
+	return NULL;
+}
+
+static bool is_required(const char *prog)
+{
+	for (size_t i = 0; i < sizeof(required_progs) / sizeof(required_progs[0]); i++)
+		if (!strcmp(required_progs[i], prog))
+			return true;
+	return false;
+}
+
+static bool was_refused(const struct probes *p, const char *prog)
+{
+	for (int i = 0; i < p->n_refused; i++)
+		if (!strcmp(p->refused[i], prog))
+			return true;
+	return false;
+}
+
+/* Chooses, before load, the programs this kernel can take: the form of each
+ * tp_btf tracepoint matching its BTF, syscall tracepoints that exist, none
+ * the verifier refused before. Notes each tracepoint's state. */
+static void choose_programs(struct probes *p, const struct btf *vmlinux)
+{
+	struct bpf_program *prog;
+	char why[CS_PROBE_WHY_LEN];
+
+	p->n_probes = 0;
+	bpf_object__for_each_program(prog, p->skel->obj) {
+		const char *sec = bpf_program__section_name(prog);
+		const char *name = bpf_program__name(prog);
+		const char *tp = strchr(sec, '/') ? strrchr(sec, '/') + 1 : sec;
+		enum cs_probe_state state = CS_PROBE_ACTIVE;
+		const struct tp_form *form;
+		char path[256];
+		int n;
+
+		why[0] = '\0';
+		if (!strncmp(sec, "tracepoint/syscalls/", 20)) {
+			snprintf(path, sizeof(path), SYSCALL_EVENTS "/%s", tp);
+			if (access(path, F_OK)) {
+				/* arm64 has no open, pipe, dup2: nothing to miss there */
+				state = CS_PROBE_UNAVAILABLE;
+				snprintf(why, sizeof(why), "this kernel has no tracepoint syscalls/%.60s", tp);
+			}
+		} else if (!strncmp(sec, "tp_btf/", 7)) {
+			n = tp_nargs(vmlinux, tp);
+			form = tp_form_of(name);
+			if (n < 0) {
+				state = CS_PROBE_UNAVAILABLE;
+				snprintf(why, sizeof(why), "this kernel has no tracepoint %.60s", tp);
+			} else if (form && form->nargs != n) {
+				state = CS_PROBE_UNAVAILABLE;
+				snprintf(why, sizeof(why), "%.40s takes %d arguments on this kernel, "
+					 "a form connscope has no program for", tp, n);
+			} else if (form && form->reduced) {
+				state = CS_PROBE_REDUCED;
+				snprintf(why, sizeof(why), "%s", form->reduced);
+			}
+		}
+		if (state != CS_PROBE_UNAVAILABLE && was_refused(p, name)) {
+			state = CS_PROBE_UNAVAILABLE;
+			snprintf(why, sizeof(why), "the kernel's verifier refused %.40s (run with -v for its log)", name);
+		}
+		bpf_program__set_autoload(prog, state != CS_PROBE_UNAVAILABLE);
+		probe_note(p, tp, state, why);
+	}
+}
+
+/* One line per tracepoint that runs reduced or not at all, once, at start;
+ * with -v every tracepoint's state. Missing syscalls (an architecture
+ * without open or pipe) lose nothing, so only -v names them. */
+static void report_probes(const struct probes *p)
+{
+	for (int i = 0; i < p->n_probes; i++) {
+		const struct cs_probe *pr = &p->probes[i];
+		bool syscall = !strncmp(pr->name, "sys_", 4);
+
+		if (verbose_log)
+			fprintf(stderr, "connscope: probe %s: %s%s%s\n", pr->name,
+				snapshot_probe_state_name(pr->state), pr->why[0] ? ": " : "", pr->why);
+		else if (pr->state != CS_PROBE_ACTIVE && !syscall)
+			fprintf(stderr, "connscope: %s: %s\n", pr->name, pr->why);
+	}
 }
 
 /* Syscall tracepoints need tracefs; it is not always mounted. */
@@ -62,52 +266,6 @@ static int ensure_tracefs(void)
 	return 0;
 }
 
-/* Not every architecture has every syscall (arm64 has no open, pipe, dup2):
- * programs whose tracepoint is missing are not loaded. */
-static void skip_missing_syscalls(struct connscope_bpf *skel)
-{
-	struct bpf_program *prog;
-
-	bpf_object__for_each_program(prog, skel->obj) {
-		const char *sec = bpf_program__section_name(prog);
-		const char *prefix = "tracepoint/syscalls/";
-		char path[256];
-
-		if (strncmp(sec, prefix, strlen(prefix)))
-			continue;
-		snprintf(path, sizeof(path), SYSCALL_EVENTS "/%s", sec + strlen(prefix));
-		if (access(path, F_OK)) {
-			if (verbose_log)
-				fprintf(stderr, "connscope: no tracepoint %s, not watched\n", path);
-			bpf_program__set_autoload(prog, false);
-		}
-	}
-}
-
-/* kfree_skb names the receiving socket (rx_sk, its 4th argument) since 6.12;
- * before that the listener of a dropped handshake ACK is not known, and the
- * ACK drops are estimated by the diagnosis instead (it says so). */
-static bool kfree_skb_has_rx_sk(void)
-{
-	struct btf *btf = btf__load_vmlinux_btf();
-	const struct btf_type *t;
-	bool ok = false;
-	int id;
-
-	if (!btf)
-		return false;
-	id = btf__find_by_name_kind(btf, "btf_trace_kfree_skb", BTF_KIND_TYPEDEF);
-	if (id > 0) {
-		t = btf__type_by_id(btf, btf__resolve_type(btf, id)); /* pointer */
-		if (t && btf_is_ptr(t))
-			t = btf__type_by_id(btf, t->type);
-		/* (void *ctx, skb, location, reason, rx_sk) */
-		ok = t && btf_is_func_proto(t) && btf_vlen(t) >= 5;
-	}
-	btf__free(btf);
-	return ok;
-}
-
 static int on_ringbuf(void *ctx, void *data, size_t len)
 {
 	struct probes *p = ctx;
@@ -120,6 +278,46 @@ static int on_ringbuf(void *ctx, void *data, size_t len)
 	return 0;
 }
 
+/* Opens and loads the BPF object with the programs this kernel can take.
+ * A program the verifier refuses is left out and the load retried, unless
+ * connscope cannot work without it. */
+static int load_programs(struct probes *p, uint32_t netns_ino)
+{
+	struct btf *vmlinux = btf__load_vmlinux_btf();
+	int err;
+
+	if (!vmlinux)
+		return errmsg(-errno, "cannot read the kernel's BTF: %s", strerror(errno));
+	for (int attempt = 0; attempt < LOAD_ATTEMPTS_MAX; attempt++) {
+		connscope_bpf__destroy(p->skel);
+		p->skel = connscope_bpf__open();
+		if (!p->skel) {
+			err = errmsg(-errno, "cannot open BPF object: %s", strerror(errno));
+			break;
+		}
+		choose_programs(p, vmlinux);
+		p->skel->rodata->target_netns = netns_ino;
+		failed_prog[0] = '\0';
+		quiet_load = !verbose_log;
+		err = connscope_bpf__load(p->skel);
+		quiet_load = false;
+		if (!err) {
+			report_probes(p);
+			break;
+		}
+		if (err == -EPERM || !failed_prog[0] || is_required(failed_prog) ||
+		    was_refused(p, failed_prog) || p->n_refused == LOAD_ATTEMPTS_MAX) {
+			errmsg(err, "loading BPF programs failed: %s%s", strerror(-err),
+			       err == -EPERM ? " (need root or CAP_BPF+CAP_PERFMON)" :
+			       " (run with -v for the verifier log)");
+			break;
+		}
+		snprintf(p->refused[p->n_refused++], PROG_NAME_LEN, "%s", failed_prog);
+	}
+	btf__free(vmlinux);
+	return err;
+}
+
 int probes_new(uint32_t netns_ino, bool verbose, probes_event_fn fn, void *arg, struct probes **out)
 {
 	struct probes *p;
@@ -127,6 +325,9 @@ int probes_new(uint32_t netns_ino, bool verbose, probes_event_fn fn, void *arg, 
 
 	verbose_log = verbose;
 	libbpf_set_print(libbpf_log);
+	err = check_kernel_version();
+	if (err)
+		return err;
 	if (access("/sys/kernel/btf/vmlinux", R_OK)) {
 		fprintf(stderr, "connscope: no kernel BTF at /sys/kernel/btf/vmlinux "
 			"(needs a kernel built with CONFIG_DEBUG_INFO_BTF=y)\n");
@@ -155,26 +356,10 @@ int probes_new(uint32_t netns_ino, bool verbose, probes_event_fn fn, void *arg, 
 		err = -ENOMEM;
 		goto cleanup;
 	}
-	p->skel = connscope_bpf__open();
-	if (!p->skel) {
-		err = -errno;
-		fprintf(stderr, "connscope: cannot open BPF object: %s\n", strerror(-err));
+	err = load_programs(p, netns_ino);
+	if (err)
 		goto cleanup;
-	}
-	skip_missing_syscalls(p->skel);
-	p->ack_drops_exact = kfree_skb_has_rx_sk();
-	if (!p->ack_drops_exact) {
-		fprintf(stderr, "connscope: this kernel's kfree_skb does not name the listener (6.12+): "
-			"handshake ACKs dropped at a full accept queue are estimated, not counted\n");
-		bpf_program__set_autoload(p->skel->progs.on_kfree_skb, false);
-	}
-	p->skel->rodata->target_netns = netns_ino;
-	err = connscope_bpf__load(p->skel);
-	if (err) {
-		fprintf(stderr, "connscope: loading BPF programs failed: %s%s\n", strerror(-err),
-			err == -EPERM ? " (need root or CAP_BPF+CAP_PERFMON)" : " (run with -v for the verifier log)");
-		goto cleanup;
-	}
+	p->ack_drops_exact = bpf_program__autoload(p->skel->progs.on_kfree_skb);
 	err = connscope_bpf__attach(p->skel);
 	if (err) {
 		fprintf(stderr, "connscope: attaching tracepoints failed: %s (run with -v)\n",
@@ -288,13 +473,15 @@ int probes_targets(struct probes *p, int *out, int max)
 	return n;
 }
 
-/* Sum of a per-CPU u64 array slot. */
-static uint64_t percpu_u64(struct probes *p, struct bpf_map *m, __u32 idx)
+/* Sum of a per-CPU u64 array slot; 0 and *err = -errno if unreadable. */
+static uint64_t percpu_u64(struct probes *p, struct bpf_map *m, __u32 idx, int *err)
 {
 	uint64_t *vals = p->percpu_buf, sum = 0;
 
-	if (bpf_map__lookup_elem(m, &idx, sizeof(idx), vals, sizeof(uint64_t) * p->ncpus, 0))
+	if (bpf_map__lookup_elem(m, &idx, sizeof(idx), vals, sizeof(uint64_t) * p->ncpus, 0)) {
+		*err = -errno;
 		return 0;
+	}
 	for (int c = 0; c < p->ncpus; c++)
 		sum += vals[c];
 	return sum;
@@ -434,15 +621,19 @@ int probes_mark_queue_full(struct probes *p, uint16_t port, uint64_t mono_ns, ui
 
 int probes_read(struct probes *p, struct cs_snapshot *s)
 {
+	int err = 0;
+
 	read_ports(p, s);
 	read_queue_time(p, s);
 	read_syscall_errors(p, s);
 	for (__u32 i = 0; i < CS_RST_REASONS_MAX; i++)
-		s->resets_sent[i] = percpu_u64(p, p->skel->maps.resets_sent, i);
+		s->resets_sent[i] = percpu_u64(p, p->skel->maps.resets_sent, i, &err);
 	for (__u32 i = 0; i < CS_CNT_MAX; i++)
-		s->counters[i] = percpu_u64(p, p->skel->maps.counters, i);
+		s->counters[i] = percpu_u64(p, p->skel->maps.counters, i, &err);
 	s->ringbuf_events = p->events_seen;
-	return 0;
+	s->n_probes = p->n_probes;
+	memcpy(s->probes, p->probes, sizeof(s->probes[0]) * p->n_probes);
+	return err;
 }
 
 int probes_poll(struct probes *p, int timeout_ms)

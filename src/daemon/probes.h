@@ -21,7 +21,8 @@ bool probes_has_port(struct probes *p, uint16_t port);
 /* Drops targets whose process is gone; fills out[0..max) with the live ones
  * and returns their count. */
 int probes_targets(struct probes *p, int *out, int max);
-/* Reads every counter map into s (accepts, errors, resets, ports, counters). */
+/* Reads every counter map into s (accepts, errors, resets, ports, counters)
+ * and the state of each probe. 0, or -errno if a map could not be read. */
 int probes_read(struct probes *p, struct cs_snapshot *s);
 /* A tick saw the listener on port full: starts its full span at mono_ns
  * (CLOCK_MONOTONIC ns) unless one is running; *since_ns gets the span's

@@ -12,14 +12,22 @@
 #include <string.h>
 #include <unistd.h>
 
+/* Where /proc is: the real one, or a fixture tree in the unit tests. */
+static char proc_root[256] = "/proc";
+
+void procfs_set_root(const char *root)
+{
+	snprintf(proc_root, sizeof(proc_root), "%s", root);
+}
+
 static int count_fds(int pid, long *out)
 {
-	char path[64];
+	char path[320];
 	struct dirent *de;
 	long n = 0;
 	DIR *d;
 
-	snprintf(path, sizeof(path), "/proc/%d/fd", pid);
+	snprintf(path, sizeof(path), "%s/%d/fd", proc_root, pid);
 	d = opendir(path);
 	if (!d)
 		return -errno;
@@ -33,11 +41,11 @@ static int count_fds(int pid, long *out)
 
 static int read_limits(int pid, long *soft, long *hard)
 {
-	char path[64], line[256];
+	char path[320], line[256];
 	int err = -ENOENT;
 	FILE *f;
 
-	snprintf(path, sizeof(path), "/proc/%d/limits", pid);
+	snprintf(path, sizeof(path), "%s/%d/limits", proc_root, pid);
 	f = fopen(path, "re");
 	if (!f)
 		return -errno;
@@ -59,10 +67,10 @@ static int read_limits(int pid, long *soft, long *hard)
 
 static int read_status(int pid, struct cs_proc *out)
 {
-	char path[64], line[256];
+	char path[320], line[256];
 	FILE *f;
 
-	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	snprintf(path, sizeof(path), "%s/%d/status", proc_root, pid);
 	f = fopen(path, "re");
 	if (!f)
 		return -errno;
@@ -81,11 +89,11 @@ static int read_status(int pid, struct cs_proc *out)
 
 int procfs_tgid(int pid)
 {
-	char path[64], line[128];
+	char path[320], line[128];
 	int tgid = -ENOENT;
 	FILE *f;
 
-	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	snprintf(path, sizeof(path), "%s/%d/status", proc_root, pid);
 	f = fopen(path, "re");
 	if (!f)
 		return -errno;
@@ -136,12 +144,12 @@ int procfs_read_process(int pid, struct cs_proc *out)
 /* Fields after "(comm)" in /proc/PID/stat, which may itself hold spaces. */
 static int read_stat_tail(int pid, char *buf, size_t len, char **tail)
 {
-	char path[64];
+	char path[320];
 	ssize_t n;
 	char *p;
 	int fd;
 
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	snprintf(path, sizeof(path), "%s/%d/stat", proc_root, pid);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
@@ -195,7 +203,7 @@ int procfs_descendants(int pid, int *out, int max)
 	bool grew = true;
 	DIR *d;
 
-	d = opendir("/proc");
+	d = opendir(proc_root);
 	if (!d)
 		return -errno;
 	while ((de = readdir(d))) {
@@ -247,12 +255,12 @@ int procfs_descendants(int pid, int *out, int max)
 
 int procfs_socket_inodes(int pid, int (*fn)(uint64_t inode, void *arg), void *arg)
 {
-	char path[64], link[64];
+	char path[320], link[64];
 	struct dirent *de;
 	int dfd, ret = 0;
 	DIR *d;
 
-	snprintf(path, sizeof(path), "/proc/%d/fd", pid);
+	snprintf(path, sizeof(path), "%s/%d/fd", proc_root, pid);
 	d = opendir(path);
 	if (!d)
 		return -errno;
@@ -278,12 +286,12 @@ int procfs_socket_inodes(int pid, int (*fn)(uint64_t inode, void *arg), void *ar
  * "TcpExt: 1 2 ...". */
 int procfs_read_tcp_ext(int pid, uint64_t vals[CS_TE_MAX])
 {
-	char path[64], *names = NULL, *values = NULL;
+	char path[320], *names = NULL, *values = NULL;
 	size_t ncap = 0, vcap = 0;
 	int err = -ENOENT;
 	FILE *f;
 
-	snprintf(path, sizeof(path), "/proc/%d/net/netstat", pid);
+	snprintf(path, sizeof(path), "%s/%d/net/netstat", proc_root, pid);
 	f = fopen(path, "re");
 	if (!f)
 		return -errno;

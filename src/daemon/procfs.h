@@ -18,6 +18,8 @@ struct cs_proc {
 	uint64_t cpu_ticks;  /* utime + stime, in USER_HZ ticks */
 };
 
+/* Reads ROOT/PID/... instead of /proc/PID/... (the unit tests' fixtures). */
+void procfs_set_root(const char *root);
 /* 0, -ENOENT if the PID does not exist, -errno otherwise. */
 int procfs_read_process(int pid, struct cs_proc *out);
 /* The process (thread group) PID belongs to: PID itself unless it names a

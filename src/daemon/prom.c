@@ -213,6 +213,26 @@ static void render_tcp(const struct cs_snapshot *s, struct sbuf *b)
 			sample_l(b, "netns_tcp_ext_total", "counter", names_tcp_ext(i), (double)s->tcp_ext[i]);
 }
 
+/* What is watched: a 0 elsewhere means "nothing happened" only where the
+ * probe and the source behind it are up. */
+static void render_coverage(const struct cs_snapshot *s, struct sbuf *b)
+{
+	family(b, "probe_active", "gauge",
+	       "1 if the tracepoint is attached on this kernel (in full or reduced form), 0 if not; "
+	       "why: /api/v1/snapshot probes.");
+	for (int i = 0; i < s->n_probes; i++)
+		sample_l(b, "probe_active", "probe", s->probes[i].name,
+			 s->probes[i].state != CS_PROBE_UNAVAILABLE);
+	family(b, "probe_reduced", "gauge",
+	       "1 if the tracepoint runs in an older, reduced form on this kernel (e.g. resets without a reason).");
+	for (int i = 0; i < s->n_probes; i++)
+		sample_l(b, "probe_reduced", "probe", s->probes[i].name,
+			 s->probes[i].state == CS_PROBE_REDUCED);
+	family(b, "source_up", "gauge", "1 if the last read of this source worked, 0 if it failed (its numbers read 0).");
+	for (int i = 0; i < CS_SRC_MAX; i++)
+		sample_l(b, "source_up", "source", snapshot_source_name(i), s->source_up[i]);
+}
+
 void prom_render(const struct cs_snapshot *s, const struct cs_diagnosis *d,
 		 const struct prom_extra *x, struct sbuf *b)
 {
@@ -224,6 +244,7 @@ void prom_render(const struct cs_snapshot *s, const struct cs_diagnosis *d,
 	render_sockets(s, b);
 	render_queue_time(s, b);
 	render_tcp(s, b);
+	render_coverage(s, b);
 	family(b, "events_lost_total", "counter", "Detail connscope could not keep, by kind; never silent.");
 	sample_l(b, "events_lost_total", "kind", "ringbuf_full", (double)s->counters[CS_CNT_EVENTS_DROPPED]);
 	sample_l(b, "events_lost_total", "kind", "conn_table_full", (double)s->counters[CS_CNT_CONNS_TABLE_FULL]);

@@ -54,3 +54,28 @@ const struct cs_port *snapshot_port(const struct cs_snapshot *s, uint16_t port)
 			return &s->ports[i];
 	return NULL;
 }
+
+const char *snapshot_source_name(enum cs_source src)
+{
+	static const char *const names[CS_SRC_MAX] = {
+		[CS_SRC_SOCK_DIAG] = "sock_diag",
+		[CS_SRC_PROCFS] = "procfs",
+		[CS_SRC_TCP_EXT] = "tcp_ext",
+		[CS_SRC_BPF] = "bpf",
+	};
+
+	return (unsigned)src < CS_SRC_MAX ? names[src] : "unknown";
+}
+
+const char *snapshot_probe_state_name(enum cs_probe_state state)
+{
+	switch (state) {
+	case CS_PROBE_ACTIVE:
+		return "active";
+	case CS_PROBE_REDUCED:
+		return "reduced";
+	case CS_PROBE_UNAVAILABLE:
+		return "unavailable";
+	}
+	return "unknown";
+}

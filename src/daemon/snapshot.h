@@ -51,6 +51,34 @@ struct cs_syserr {
 	uint64_t count;
 };
 
+/* Tracepoints watched: one entry per tracepoint, whichever program form the
+ * running kernel took (see probes.c). */
+#define CS_PROBES_MAX 64
+#define CS_PROBE_NAME_LEN 40
+#define CS_PROBE_WHY_LEN 160
+
+enum cs_probe_state {
+	CS_PROBE_ACTIVE,      /* full form */
+	CS_PROBE_REDUCED,     /* an older form of the tracepoint: less detail */
+	CS_PROBE_UNAVAILABLE, /* not attached: the kernel lacks it or refused it */
+};
+
+struct cs_probe {
+	char name[CS_PROBE_NAME_LEN]; /* the tracepoint: "tcp_send_reset", "sys_exit_accept4" */
+	uint8_t state;                /* enum cs_probe_state */
+	char why[CS_PROBE_WHY_LEN];   /* what is missing and why; "" when active */
+};
+
+/* What the daemon reads besides the probes; each says whether its last read
+ * worked, so a 0 elsewhere is never mistaken for "nothing happened". */
+enum cs_source {
+	CS_SRC_SOCK_DIAG, /* listeners' queues and drops */
+	CS_SRC_PROCFS,    /* fds, limits, threads, memory */
+	CS_SRC_TCP_EXT,   /* /proc/PID/net/netstat TcpExt */
+	CS_SRC_BPF,       /* the probes' maps */
+	CS_SRC_MAX,
+};
+
 struct cs_snapshot {
 	uint64_t seq;
 	double mono_s;     /* CLOCK_MONOTONIC seconds when taken */
@@ -61,6 +89,8 @@ struct cs_snapshot {
 	bool target_up;
 	int processes;     /* the target and its live descendants */
 	char comm[32];
+	double target_uptime_s; /* since the target process started */
+	char kernel[65];        /* uname release */
 
 	/* /proc, for the process with the most fds relative to its limit */
 	int fd_pid;
@@ -98,6 +128,10 @@ struct cs_snapshot {
 	bool have_tcp_ext;
 	uint64_t tcp_ext[CS_TE_MAX];
 
+	int n_probes;
+	struct cs_probe probes[CS_PROBES_MAX];
+	bool source_up[CS_SRC_MAX];
+
 	double collect_seconds; /* what building this snapshot took */
 };
 
@@ -108,4 +142,6 @@ uint64_t snapshot_fd_errors(const struct cs_snapshot *s, int err);
 uint64_t snapshot_accept_errors(const struct cs_snapshot *s, int err);
 /* The probes' counters for the port of listener l, or NULL. */
 const struct cs_port *snapshot_port(const struct cs_snapshot *s, uint16_t port);
+const char *snapshot_source_name(enum cs_source src);
+const char *snapshot_probe_state_name(enum cs_probe_state state);
 #endif

@@ -122,11 +122,11 @@ int sockdiag_syncookies(const struct sockdiag *sd)
 	return read_sysctl(sd->syncookies_fd);
 }
 
-static void parse_listener(struct nlmsghdr *h, struct cs_listener *l)
+static void parse_listener(const struct nlmsghdr *h, struct cs_listener *l)
 {
-	struct inet_diag_msg *m = NLMSG_DATA(h);
+	const struct inet_diag_msg *m = NLMSG_DATA(h);
 	int rtlen = h->nlmsg_len - NLMSG_LENGTH(sizeof(*m));
-	struct rtattr *a = (struct rtattr *)(m + 1);
+	const struct rtattr *a = (const struct rtattr *)(m + 1);
 
 	memset(l, 0, sizeof(*l));
 	l->family = m->idiag_family;
@@ -139,8 +139,38 @@ static void parse_listener(struct nlmsghdr *h, struct cs_listener *l)
 	for (; RTA_OK(a, rtlen); a = RTA_NEXT(a, rtlen)) {
 		if (a->rta_type == INET_DIAG_SKMEMINFO &&
 		    RTA_PAYLOAD(a) >= (int)sizeof(uint32_t) * (SK_MEMINFO_DROPS + 1))
-			l->drops = ((uint32_t *)RTA_DATA(a))[SK_MEMINFO_DROPS];
+			l->drops = ((const uint32_t *)RTA_DATA(a))[SK_MEMINFO_DROPS];
 	}
+}
+
+int sockdiag_parse_reply(const void *buf, size_t len, uint32_t seq, struct cs_listener *out,
+			 int max, int *n)
+{
+	const struct nlmsghdr *h = buf;
+	/* signed: NLMSG_NEXT subtracts the aligned length, which can pass 0 */
+	ssize_t rem = len;
+
+	for (; NLMSG_OK(h, rem); h = NLMSG_NEXT(h, rem)) {
+		if (h->nlmsg_seq != seq)
+			continue;
+		/* a dump that failed ends in DONE carrying the error: -ENOENT
+		 * when no tcp_diag handler could be loaded */
+		if (h->nlmsg_type == NLMSG_DONE)
+			return NLMSG_PAYLOAD(h, 0) >= sizeof(int) && *(const int *)NLMSG_DATA(h) < 0 ?
+			       *(const int *)NLMSG_DATA(h) : 1;
+		if (h->nlmsg_type == NLMSG_ERROR) {
+			const struct nlmsgerr *e = NLMSG_DATA(h);
+
+			if (h->nlmsg_len < NLMSG_LENGTH(sizeof(*e)))
+				return -EIO;
+			return e->error < 0 ? e->error : -EIO;
+		}
+		/* a message shorter than its header says would be read past its end */
+		if (h->nlmsg_type == SOCK_DIAG_BY_FAMILY && *n < max &&
+		    h->nlmsg_len >= NLMSG_LENGTH(sizeof(struct inet_diag_msg)))
+			parse_listener(h, &out[(*n)++]);
+	}
+	return 0;
 }
 
 static int dump_family(struct sockdiag *sd, int family, struct cs_listener *out, int max, int n)
@@ -169,26 +199,18 @@ static int dump_family(struct sockdiag *sd, int family, struct cs_listener *out,
 		return -errno;
 	for (;;) {
 		ssize_t len = recv(sd->fd, buf, sizeof(buf), 0);
-		struct nlmsghdr *h = (struct nlmsghdr *)buf;
 
 		if (len < 0) {
 			if (errno == EINTR)
 				continue;
 			return -errno;
 		}
-		for (; NLMSG_OK(h, (size_t)len); h = NLMSG_NEXT(h, len)) {
-			if (h->nlmsg_seq != sd->seq)
-				continue;
-			if (h->nlmsg_type == NLMSG_DONE)
-				return n;
-			if (h->nlmsg_type == NLMSG_ERROR) {
-				struct nlmsgerr *e = NLMSG_DATA(h);
+		int done = sockdiag_parse_reply(buf, len, sd->seq, out, max, &n);
 
-				return e->error ? e->error : -EIO;
-			}
-			if (h->nlmsg_type == SOCK_DIAG_BY_FAMILY && n < max)
-				parse_listener(h, &out[n++]);
-		}
+		if (done < 0)
+			return done;
+		if (done)
+			return n;
 	}
 }
 

@@ -4,6 +4,7 @@
 #ifndef CS_SOCKDIAG_H
 #define CS_SOCKDIAG_H
 #include <stddef.h>
+#include <stdint.h>
 #include "snapshot.h"
 
 struct sockdiag;
@@ -20,4 +21,9 @@ int sockdiag_syncookies(const struct sockdiag *sd);
 /* Every TCP listener (IPv4 and IPv6) in the namespace into out[0..max).
  * Returns the count or -errno. */
 int sockdiag_listeners(struct sockdiag *sd, struct cs_listener *out, int max);
+/* Parses one read of a sock_diag dump reply (messages of sequence seq) into
+ * out[*n..max), advancing *n. Returns 1 at the end of the dump, 0 when more
+ * is to come, or the kernel's -errno. */
+int sockdiag_parse_reply(const void *buf, size_t len, uint32_t seq, struct cs_listener *out,
+			 int max, int *n);
 #endif

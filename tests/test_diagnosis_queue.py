@@ -98,7 +98,7 @@ def test_connection_cap_under_churn():
     cs = Connscope(srv.pid)
     r = load(srv.port, "--rate", 2000, "--duration", 3, "--hold", 0.2, "--timeout", 2)()
     peak = srv.stats()["peak_open"]
-    check(r["outcomes"]["ok"] > 0, "some clients got in: %r" % r["outcomes"])
+    check(r["outcomes"]["ok"] + r["outcomes"].get("connected", 0) > 0, "some clients got in: %r" % r["outcomes"])
     d = diagnosis(cs)
     eq(d["verdict"], "connection_cap", "verdict (causes %r)" % ids(d))
     c = cause(d, "connection_cap")

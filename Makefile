@@ -16,7 +16,9 @@ VMLINUX_H := bpf/vmlinux/$(ARCH)/vmlinux.h
 
 DEB_PACKAGES := clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev libmicrohttpd-dev \
 	libcjson-dev nettle-dev pkg-config iproute2 curl python3 prometheus \
-	qemu-system-x86 busybox-static kmod file iptables
+	qemu-system-x86 busybox-static kmod file
+DEB_PACKAGES += libseccomp-dev libgnutls28-dev libyaml-dev libcrypt-dev openssl util-linux
+DEB_PACKAGES += iptables
 
 CFLAGS ?= -O2 -g
 WARN := -Wall -Wextra -Werror
@@ -28,7 +30,7 @@ SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recove
 # Each program's sources, and the libraries it alone links.
 DAEMON_SRCS := $(wildcard src/daemon/*.c) src/common/netutil.c src/common/sbuf.c src/common/args.c \
 	src/common/errmsg.c
-DAEMON_LIBS := -lbpf -lelf -lz -lmicrohttpd -lcjson -lpthread -lm
+DAEMON_LIBS := -lbpf -lelf -lz -lmicrohttpd -lcjson -lpthread -lm -lgnutls -lyaml -lcrypt -lseccomp
 LOAD_SRCS := $(wildcard src/load/*.c) src/common/netutil.c src/common/ws.c src/common/stomp.c \
 	src/common/args.c src/common/errmsg.c
 LOAD_LIBS := -lnettle -lcjson -lm
@@ -58,7 +60,7 @@ endif
 
 .DELETE_ON_ERROR:
 .SECONDARY: $(OUT)/connscope.bpf.o $(OUT)/connscope.skel.h
-.PHONY: all deps test test-kernels clean demo bench bench-quick unit
+.PHONY: all deps test test-kernels clean demo bench bench-quick unit fuzz
 
 all: $(OUT)/connscope $(OUT)/connscope-load $(OUT)/connscope-demo-server
 
@@ -136,6 +138,38 @@ test: deps
 test-kernels: deps
 	$(Q)$(MAKE) --no-print-directory all $(OUT)/connscope-san
 	$(Q)python3 tests/harness/run.py guest61
+
+# libFuzzer targets tests/fuzz/fuzz_<t>.c, each linked with the parser it
+# feeds; seeds in tests/fuzz/corpus/<t>/. `make fuzz` runs each for
+# FUZZ_SECONDS and keeps what it finds in build/fuzz/corpus/<t>/ (crashes as
+# build/fuzz/crash-<t>-*); tests/test_fuzz.py runs each over its seeds and 20 s.
+FUZZ_CC ?= clang
+FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+FUZZ_SECONDS ?= 120
+FUZZ_TARGETS := args procfs sockdiag ws stomp
+FUZZ_SRCS_args := src/common/args.c src/common/errmsg.c
+FUZZ_SRCS_procfs := src/daemon/procfs.c src/daemon/names.c
+FUZZ_SRCS_sockdiag := src/daemon/sockdiag.c src/common/netutil.c src/common/errmsg.c
+FUZZ_SRCS_ws := src/common/ws.c
+FUZZ_SRCS_stomp := src/common/stomp.c
+FUZZ_LIBS_ws := -lnettle
+FUZZ_LIBS_procfs := -lbpf
+define fuzz_rule
+$(OUT)/fuzz/fuzz_$(1): tests/fuzz/fuzz_$(1).c $(FUZZ_SRCS_$(1))
+	$$(call msg,FUZZ-CC,$$@)
+	$$(Q)mkdir -p $$(@D)
+	$$(Q)$(FUZZ_CC) $(FUZZ_FLAGS) $(WARN) -std=gnu11 $(INC_daemon) $$^ $(FUZZ_LIBS_$(1)) -o $$@
+endef
+$(foreach t,$(FUZZ_TARGETS),$(eval $(call fuzz_rule,$(t))))
+
+fuzz: $(FUZZ_TARGETS:%=$(OUT)/fuzz/fuzz_%)
+	$(Q)for t in $(FUZZ_TARGETS); do \
+		mkdir -p $(OUT)/fuzz/corpus/$$t; \
+		echo "  FUZZ     $$t for $(FUZZ_SECONDS) s"; \
+		$(OUT)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 \
+			-artifact_prefix=$(OUT)/fuzz/crash-$$t- $(OUT)/fuzz/corpus/$$t tests/fuzz/corpus/$$t \
+			2>$(OUT)/fuzz/$$t.log || { tail -30 $(OUT)/fuzz/$$t.log; exit 1; }; \
+	done
 
 bench: deps all
 	$(Q)python3 scripts/bench.py

@@ -6,7 +6,7 @@ kernel.bpf_stats_enabled=1, the daemon's own CPU ticks), divided by the work
 done. Prints a table and writes build/bench.json. --quick runs the same
 steps small, for make test, which checks only that every figure came out
 and that the exact counts agree, never a timing."""
-import argparse, json, os, signal, statistics, subprocess, sys, time, urllib.request
+import argparse, json, os, select, signal, socket, statistics, subprocess, sys, threading, time, urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -19,9 +19,9 @@ LOAD = os.path.join(BUILD, "connscope-load")
 DEMO = os.path.join(BUILD, "connscope-demo-server")
 
 FULL = dict(churn=20000, syscalls=2000000, rounds=6, round_conns=10000, held=15000,
-            scrapes=50, startups=3, burst=10000, held50k=50000, held50k_workers=4)
+            scrapes=50, startups=3, burst=10000, held50k=50000, held50k_workers=4, flood_s=15)
 QUICK = dict(churn=2000, syscalls=100000, rounds=2, round_conns=1000, held=1000,
-             scrapes=10, startups=1, burst=1000, held50k=2000, held50k_workers=2)
+             scrapes=10, startups=1, burst=1000, held50k=2000, held50k_workers=2, flood_s=2)
 
 
 class Demo(Proc):
@@ -294,6 +294,118 @@ def bench_burst(n, r):
     srv.kill()
 
 
+class Flood(threading.Thread):
+    """Keeps `count` hostile connections to port open from `addrs` (each
+    under the daemon's per-address limit) until stopped: idle ones, slowloris
+    ones (a header byte every 0.5 s), or clients sending 1 MiB requests.
+    What the daemon closes is reopened, so the flood stays at strength."""
+
+    def __init__(self, port, kind, count, addrs):
+        super().__init__(daemon=True)
+        self.port, self.kind, self.count, self.addrs = port, kind, count, addrs
+        self.stop = threading.Event()
+        self.opened = self.closed_by_daemon = 0
+
+    def connect(self, i):
+        s = socket.socket()
+        s.bind((self.addrs[i % len(self.addrs)], 0))
+        s.settimeout(5)
+        s.connect(("127.0.0.1", self.port))
+        self.opened += 1
+        return s
+
+    def run(self):
+        if self.kind == "1mib":
+            return self.run_big()
+        socks = []
+        while not self.stop.is_set():
+            while len(socks) < self.count and not self.stop.is_set():
+                try:
+                    s = self.connect(len(socks))
+                    if self.kind == "slowloris":
+                        s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+                    socks.append(s)
+                except OSError:
+                    break
+            live = []
+            for s in socks:
+                dead = False
+                try:
+                    if select.select([s], [], [], 0)[0] and s.recv(4096) == b"":
+                        dead = True
+                    elif self.kind == "slowloris":
+                        s.send(b"X")
+                except OSError:
+                    dead = True
+                if dead:
+                    self.closed_by_daemon += 1
+                    s.close()
+                else:
+                    live.append(s)
+            socks = live
+            self.stop.wait(0.5)
+        for s in socks:
+            s.close()
+
+    def run_big(self):
+        body = b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * (1 << 20) + b"\r\n\r\n"
+        i = 0
+        while not self.stop.is_set():
+            try:
+                s = self.connect(i)
+                s.sendall(body)
+            except OSError:
+                pass  # the daemon answers 431 and closes mid-send
+            try:
+                s.recv(4096)
+                s.close()
+            except OSError:
+                pass
+            i += 1
+
+
+def scrape_during(port, seconds):
+    """Latencies (s) of /metrics from 127.0.0.1, a fresh connection each,
+    every 0.1 s, and how many failed."""
+    lat, failed = [], 0
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        t = time.monotonic()
+        try:
+            with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=5) as r:
+                r.read()
+                ok = r.status == 200
+        except OSError:
+            ok = False
+        if ok:
+            lat.append(time.monotonic() - t)
+        else:
+            failed += 1
+        time.sleep(0.1)
+    return lat, failed
+
+
+def bench_flood(n, r):
+    srv = Demo()
+    cs = Daemon(srv.pid)
+    floods = (("idle", 1000, ["127.0.10.%d" % i for i in range(1, 9)]),
+              ("slowloris", 950, ["127.0.11.%d" % i for i in range(1, 11)]),
+              ("1mib", 4, ["127.0.12.1"]))
+    for kind, count, addrs in floods:
+        f = Flood(cs.port, kind, count, addrs)
+        f.start()
+        time.sleep(1)  # let it reach strength
+        lat, failed = scrape_during(cs.port, n["flood_s"])
+        f.stop.set()
+        f.join(10)
+        r["flood_%s_metrics_p99_ms" % kind] = pct(lat, 99) * 1000 if lat else -1
+        r["flood_%s_scrapes" % kind] = len(lat) + failed
+        r["flood_%s_scrapes_failed" % kind] = failed
+        r["flood_%s_connections_opened" % kind] = f.opened
+    cs.stop()
+    srv.kill()
+
+
 ROWS = [  # key, label, goal, must (None: a figure to read, not a target)
     ("per_connection_cost_us", "per-connection cost (BPF net + daemon CPU), us", 1, 3),
     ("churn_bpf_net_ns_per_conn", "  BPF work, ns per connection", None, None),
@@ -309,6 +421,9 @@ ROWS = [  # key, label, goal, must (None: a figure to read, not a target)
     ("daemon_rss_mib", "daemon RSS, MiB", 16, 32),
     ("bpf_map_mib", "BPF maps (kernel memory), MiB", None, None),
     ("startup_ms", "exec to /healthz, ms", 300, None),
+    ("flood_idle_metrics_p99_ms", "/metrics p99 during 1,000 idle connections, ms", 50, None),
+    ("flood_slowloris_metrics_p99_ms", "/metrics p99 during 950 slowloris, ms", 50, None),
+    ("flood_1mib_metrics_p99_ms", "/metrics p99 during 1 MiB requests, ms", 50, None),
     ("detach_ms", "SIGTERM to exit (post-mortem, detach), ms", None, None),
 ]
 
@@ -317,6 +432,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="small runs: checks the harness, not the numbers")
     ap.add_argument("--out", default=os.path.join(BUILD, "bench.json"))
+    ap.add_argument("--only", metavar="STEP", help="one step: churn, throughput, scale, startup, burst, flood")
     a = ap.parse_args()
     if os.geteuid():
         sys.exit("bench: needs root (BPF), run: sudo make bench")
@@ -328,7 +444,9 @@ def main():
         "kernel": os.uname().release, "cpus": os.cpu_count(),
         "cpu": next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")}}
     try:
-        for step in (bench_churn, bench_throughput, bench_scale, bench_scale50k, bench_startup, bench_burst):
+        for step in (bench_churn, bench_throughput, bench_scale, bench_scale50k, bench_startup, bench_burst, bench_flood):
+            if a.only and step.__name__ != "bench_" + a.only:
+                continue
             print("bench: %s ..." % step.__name__[6:], file=sys.stderr, flush=True)
             step(n, r)
             cleanup_all()
@@ -339,11 +457,18 @@ def main():
         json.dump(r, f, indent=2)
     print("%-48s %12s %8s %8s" % ("figure (%s run)" % r["mode"], "value", "goal", "must"))
     for key, label, goal, must in ROWS:
+        if key not in r:
+            continue
         mark = ""
         if must is not None and key != "throughput_ratio_median":
             mark = " ok" if r[key] < must else " OVER"
         print("%-48s %12.3f %8s %8s%s" % (label, r[key], "" if goal is None else goal,
                                           "" if must is None else "< %s" % must, mark))
+    if a.only:
+        for kind in ("idle", "slowloris", "1mib") if a.only == "flood" else ():
+            print("%-48s %12s" % ("scrapes failed / made during the %s flood" % kind, "%d / %d" % (
+                r["flood_%s_scrapes_failed" % kind], r["flood_%s_scrapes" % kind])))
+        return
     print("%-48s %12s" % ("  throughput spread (min..max ratio)", "%.3f..%.3f" % (
         r["throughput_ratio_min"], r["throughput_ratio_max"])))
     print("%-48s %12s" % ("accepts counted / connections (churn)", "%d / %d" % (
@@ -356,6 +481,9 @@ def main():
         r["scale50k_metrics_p99_ms"], r["scale50k_daemon_rss_mib"], r["scale50k_bpf_map_mib"])))
     print("%-48s %12s" % ("burst drops counted / ss d<N>, lost", "%d / %d, %d" % (
         r["burst_drops_counted"], r["burst_drops_ss"], r["burst_events_lost"])))
+    for kind in ("idle", "slowloris", "1mib"):
+        print("%-48s %12s" % ("scrapes failed / made during the %s flood" % kind, "%d / %d" % (
+            r["flood_%s_scrapes_failed" % kind], r["flood_%s_scrapes" % kind])))
     print("wrote " + os.path.relpath(a.out, ROOT))
 
 

@@ -105,7 +105,9 @@ def test_man_names_every_endpoint_and_cause():
     for cause in causes:
         check(re.search(r"^\.It Sy %s$" % re.escape(cause), page, re.M),
               "connscope(8) CAUSES does not describe %s" % cause)
-    endpoints = set(re.findall(r"(/[a-z][a-z0-9/]*)", help_text("connscope").split("HTTP:", 1)[1]))
+    # the HTTP: line of --help and the indented lines that continue it
+    block = re.search(r"^HTTP:.*(?:\n[ \t]+.*)*", help_text("connscope"), re.M).group(0)
+    endpoints = set(re.findall(r"(/[a-z][a-z0-9/]*)", block))
     endpoints.add("/")
     for ep in sorted(endpoints):
         check(".It Li GET %s" % ep in page, "connscope(8) HTTP API does not list %s" % ep)

@@ -80,9 +80,13 @@ int ws_client_response(const char *buf, size_t len, const char *key, int *status
 
 	if (!end)
 		return 0;
-	*status = 0;
-	if (sscanf(buf, "HTTP/1.%*d %d", status) != 1)
-		*status = -1;
+	/* by hand, not sscanf: buf need not be NUL-terminated (a fuzzed
+	 * response without one made sscanf's strlen read past it) */
+	*status = -1;
+	if (end - buf >= 12 && !memcmp(buf, "HTTP/1.", 7) && buf[8] == ' ' &&
+	    buf[9] >= '1' && buf[9] <= '5' && buf[10] >= '0' && buf[10] <= '9' &&
+	    buf[11] >= '0' && buf[11] <= '9')
+		*status = (buf[9] - '0') * 100 + (buf[10] - '0') * 10 + (buf[11] - '0');
 	ws_accept_for(key, want);
 	*accept_ok = header_value(buf, end - buf + 2, "Sec-WebSocket-Accept", got, sizeof(got)) &&
 		     !strcmp(got, want);

@@ -4,7 +4,65 @@
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include "netutil.h"
+
+/* Length of the well-formed UTF-8 sequence at p (RFC 3629: no overlongs, no
+ * surrogates, nothing above U+10FFFF), or 0 when it is not one. */
+static size_t utf8_seq(const unsigned char *p)
+{
+	if (p[0] < 0x80)
+		return 1;
+	if (p[0] >= 0xc2 && p[0] <= 0xdf)
+		return (p[1] & 0xc0) == 0x80 ? 2 : 0;
+	if (p[0] >= 0xe0 && p[0] <= 0xef) {
+		unsigned lo = p[0] == 0xe0 ? 0xa0 : 0x80, hi = p[0] == 0xed ? 0x9f : 0xbf;
+
+		return p[1] >= lo && p[1] <= hi && (p[2] & 0xc0) == 0x80 ? 3 : 0;
+	}
+	if (p[0] >= 0xf0 && p[0] <= 0xf4) {
+		unsigned lo = p[0] == 0xf0 ? 0x90 : 0x80, hi = p[0] == 0xf4 ? 0x8f : 0xbf;
+
+		return p[1] >= lo && p[1] <= hi && (p[2] & 0xc0) == 0x80 && (p[3] & 0xc0) == 0x80 ? 4 : 0;
+	}
+	return 0;
+}
+
+/* A copy of s with each byte that is not part of valid UTF-8 replaced by
+ * U+FFFD: cJSON copies bytes as they are, and a client's percent-decoded query
+ * or a process name (comm) can be anything. Caller frees; NULL on ENOMEM. */
+char *json_utf8_clean(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	char *out = malloc(strlen(s) * 3 + 1), *o = out;
+
+	if (!out)
+		return NULL;
+	while (*p) {
+		size_t n = utf8_seq(p);
+
+		if (n) {
+			memcpy(o, p, n);
+			o += n;
+			p += n;
+		} else {
+			memcpy(o, "\xef\xbf\xbd", 3);
+			o += 3;
+			p++;
+		}
+	}
+	*o = 0;
+	return out;
+}
+
+static void add_clean_string(cJSON *o, const char *name, const char *s)
+{
+	char *c = json_utf8_clean(s);
+
+	cJSON_AddStringToObject(o, name, c ? c : "");
+	free(c);
+}
 
 static const char *const initiators[CS_INIT_MAX] = { "local", "remote", "reset" };
 
@@ -67,7 +125,7 @@ char *json_snapshot(const struct cs_snapshot *s)
 	cJSON_AddNumberToObject(root, "uptime_seconds", s->mono_s - s->started_mono_s);
 	t = cJSON_AddObjectToObject(root, "target");
 	cJSON_AddNumberToObject(t, "pid", s->pid);
-	cJSON_AddStringToObject(t, "comm", s->comm);
+	add_clean_string(t, "comm", s->comm);
 	cJSON_AddBoolToObject(t, "up", s->target_up);
 	cJSON_AddNumberToObject(t, "processes", s->processes);
 	cJSON_AddNumberToObject(t, "threads", s->threads);
@@ -262,7 +320,7 @@ char *json_events(const struct cs_event_rec *evs, int n)
 		case CS_EV_FD_ERROR:
 			cJSON_AddStringToObject(o, "syscall", names_syscall(e->syscall));
 			cJSON_AddStringToObject(o, "errno", names_errno(e->err));
-			cJSON_AddStringToObject(o, "comm", e->comm);
+			add_clean_string(o, "comm", e->comm);
 			break;
 		case CS_EV_RESET_SENT:
 			cJSON_AddStringToObject(o, "reason", names_rst_reason(e->reason) ? names_rst_reason(e->reason) : "unknown");
@@ -273,7 +331,7 @@ char *json_events(const struct cs_event_rec *evs, int n)
 			break;
 		case CS_EV_OOM_KILL:
 		case CS_EV_TARGET_EXIT:
-			cJSON_AddStringToObject(o, "comm", e->comm);
+			add_clean_string(o, "comm", e->comm);
 			break;
 		case CS_EV_LISTEN_OVERFLOW:
 			cJSON_AddStringToObject(o, "listener", r->listener);
@@ -289,6 +347,6 @@ char *json_error(const char *message)
 {
 	cJSON *root = cJSON_CreateObject();
 
-	cJSON_AddStringToObject(root, "error", message);
+	add_clean_string(root, "error", message);
 	return finish(root);
 }

@@ -13,4 +13,6 @@ char *json_diagnosis(const struct cs_diagnosis *d);
 char *json_history(const struct cs_point *pts, int n);
 char *json_events(const struct cs_event_rec *evs, int n);
 char *json_error(const char *message);
+/* s with every byte outside valid UTF-8 replaced by U+FFFD; caller frees. */
+char *json_utf8_clean(const char *s);
 #endif

@@ -200,7 +200,7 @@ static void choose_programs(struct probes *p, const struct btf *vmlinux)
 		why[0] = '\0';
 		if (!strncmp(sec, "tracepoint/syscalls/", 20)) {
 			snprintf(path, sizeof(path), SYSCALL_EVENTS "/%s", tp);
-			if (access(path, F_OK)) {
+			if (eaccess(path, F_OK)) {
 				/* arm64 has no open, pipe, dup2: nothing to miss there */
 				state = CS_PROBE_UNAVAILABLE;
 				snprintf(why, sizeof(why), "this kernel has no tracepoint syscalls/%.60s", tp);
@@ -246,19 +246,21 @@ static void report_probes(const struct probes *p)
 	}
 }
 
-/* Syscall tracepoints need tracefs; it is not always mounted. */
+/* Syscall tracepoints need tracefs; it is not always mounted. eaccess(), not
+ * access(): a non-root run with CAP_DAC_READ_SEARCH can read the 0700 tracefs,
+ * and access() checks the real uid without capabilities. */
 static int ensure_tracefs(void)
 {
-	if (access(SYSCALL_EVENTS, F_OK) == 0)
+	if (eaccess(SYSCALL_EVENTS, F_OK) == 0)
 		return 0;
-	if (access("/sys/kernel/debug/tracing/events/syscalls", F_OK) == 0)
+	if (eaccess("/sys/kernel/debug/tracing/events/syscalls", F_OK) == 0)
 		return 0;
 	if (mount("tracefs", TRACEFS, "tracefs", 0, NULL) && errno != EBUSY) {
 		fprintf(stderr, "connscope: cannot mount tracefs at %s: %s "
 			"(mount it: mount -t tracefs nodev %s)\n", TRACEFS, strerror(errno), TRACEFS);
 		return -errno;
 	}
-	if (access(SYSCALL_EVENTS, F_OK)) {
+	if (eaccess(SYSCALL_EVENTS, F_OK)) {
 		fprintf(stderr, "connscope: kernel has no syscall tracepoints (%s missing; "
 			"needs CONFIG_FTRACE_SYSCALLS)\n", SYSCALL_EVENTS);
 		return -ENOTSUP;
@@ -328,16 +330,12 @@ int probes_new(uint32_t netns_ino, bool verbose, probes_event_fn fn, void *arg, 
 	err = check_kernel_version();
 	if (err)
 		return err;
-	if (access("/sys/kernel/btf/vmlinux", R_OK)) {
+	if (eaccess("/sys/kernel/btf/vmlinux", R_OK)) {
 		fprintf(stderr, "connscope: no kernel BTF at /sys/kernel/btf/vmlinux "
 			"(needs a kernel built with CONFIG_DEBUG_INFO_BTF=y)\n");
 		return -ENOTSUP;
 	}
-	if (geteuid() != 0) {
-		fprintf(stderr, "connscope: loading BPF programs needs root or CAP_BPF+CAP_PERFMON "
-			"(run with sudo)\n");
-		return -EPERM;
-	}
+	/* main() checked the capabilities this needs (privs_check_attach), not the uid */
 	err = ensure_tracefs();
 	if (err)
 		return err;
@@ -461,7 +459,7 @@ int probes_targets(struct probes *p, int *out, int max)
 		key = next;
 		prev = &key;
 		snprintf(path, sizeof(path), "/proc/%u", key);
-		if (access(path, F_OK)) {
+		if (eaccess(path, F_OK)) {
 			if (ndead < 64)
 				dead[ndead++] = key;
 		} else if (n < max) {

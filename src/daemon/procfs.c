@@ -39,52 +39,43 @@ static int count_fds(int pid, long *out)
 	return 0;
 }
 
+/* Reads path whole into buf (NUL-terminated, at most cap - 1 bytes). */
+static int read_text(const char *path, char *buf, size_t cap)
+{
+	size_t len = 0;
+	ssize_t n = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	while (len < cap - 1 && (n = read(fd, buf + len, cap - 1 - len)) > 0)
+		len += n;
+	n = n < 0 ? -errno : 0;
+	close(fd);
+	buf[len] = '\0';
+	return n;
+}
+
 static int read_limits(int pid, long *soft, long *hard)
 {
-	char path[320], line[256];
-	int err = -ENOENT;
-	FILE *f;
+	char path[320], buf[4096];
+	int err;
 
 	snprintf(path, sizeof(path), "%s/%d/limits", proc_root, pid);
-	f = fopen(path, "re");
-	if (!f)
-		return -errno;
-	while (fgets(line, sizeof(line), f)) {
-		char s[32], h[32];
-
-		if (strncmp(line, "Max open files", 14))
-			continue;
-		if (sscanf(line + 14, "%31s %31s", s, h) == 2) {
-			*soft = strcmp(s, "unlimited") ? atol(s) : -1;
-			*hard = strcmp(h, "unlimited") ? atol(h) : -1;
-			err = 0;
-		}
-		break;
-	}
-	fclose(f);
-	return err;
+	err = read_text(path, buf, sizeof(buf));
+	return err ? err : procfs_parse_limits(buf, soft, hard);
 }
 
 static int read_status(int pid, struct cs_proc *out)
 {
-	char path[320], line[256];
-	FILE *f;
+	char path[320], buf[8192];
+	int err;
 
 	snprintf(path, sizeof(path), "%s/%d/status", proc_root, pid);
-	f = fopen(path, "re");
-	if (!f)
-		return -errno;
-	while (fgets(line, sizeof(line), f)) {
-		if (!strncmp(line, "Name:", 5)) {
-			sscanf(line + 5, " %31s", out->comm);
-		} else if (!strncmp(line, "Threads:", 8)) {
-			out->threads = atol(line + 8);
-		} else if (!strncmp(line, "VmRSS:", 6)) {
-			out->rss_bytes = strtoull(line + 6, NULL, 10) * 1024; /* kB */
-		}
-	}
-	fclose(f);
-	return 0;
+	err = read_text(path, buf, sizeof(buf));
+	if (!err)
+		procfs_parse_status(buf, out);
+	return err;
 }
 
 int procfs_tgid(int pid)
@@ -106,22 +97,15 @@ int procfs_tgid(int pid)
 	return tgid;
 }
 
-static int read_stat_tail(int pid, char *buf, size_t len, char **tail);
-
-/* State (field 3) and utime+stime (fields 14, 15) of /proc/PID/stat. */
+/* State and CPU time of /proc/PID/stat. */
 static int read_cpu(int pid, struct cs_proc *out)
 {
-	unsigned long long ut, st;
-	char buf[1024], *p;
+	char path[320], buf[1024];
 	int err;
 
-	err = read_stat_tail(pid, buf, sizeof(buf), &p);
-	if (err)
-		return err;
-	if (sscanf(p, "%c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &out->state, &ut, &st) != 3)
-		return -EIO;
-	out->cpu_ticks = ut + st;
-	return 0;
+	snprintf(path, sizeof(path), "%s/%d/stat", proc_root, pid);
+	err = read_text(path, buf, sizeof(buf));
+	return err ? err : procfs_parse_stat_cpu(buf, &out->state, &out->cpu_ticks);
 }
 
 int procfs_read_process(int pid, struct cs_proc *out)
@@ -141,59 +125,29 @@ int procfs_read_process(int pid, struct cs_proc *out)
 	return count_fds(pid, &out->open_fds);
 }
 
-/* Fields after "(comm)" in /proc/PID/stat, which may itself hold spaces. */
-static int read_stat_tail(int pid, char *buf, size_t len, char **tail)
+static int read_stat(int pid, int *ppid, uint64_t *start_time)
 {
-	char path[320];
-	ssize_t n;
-	char *p;
-	int fd;
+	char path[320], buf[1024];
+	int err;
 
 	snprintf(path, sizeof(path), "%s/%d/stat", proc_root, pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	n = read(fd, buf, len - 1);
-	close(fd);
-	if (n <= 0)
-		return -EIO;
-	buf[n] = '\0';
-	p = strrchr(buf, ')');
-	if (!p || p[1] != ' ')
-		return -EIO;
-	*tail = p + 2; /* field 3, state */
-	return 0;
+	err = read_text(path, buf, sizeof(buf));
+	return err ? err : procfs_parse_stat(buf, ppid, start_time);
 }
 
 int procfs_start_time(int pid, uint64_t *out)
 {
-	char buf[1024], *p;
-	int err, field;
+	int ppid;
 
-	err = read_stat_tail(pid, buf, sizeof(buf), &p);
-	if (err)
-		return err;
-	for (field = 3; field < 22 && p; field++) {
-		p = strchr(p, ' ');
-		if (p)
-			p++;
-	}
-	if (!p)
-		return -EIO;
-	*out = strtoull(p, NULL, 10);
-	return 0;
+	return read_stat(pid, &ppid, out);
 }
 
 static int read_ppid(int pid)
 {
-	char buf[1024], *p;
+	uint64_t start;
 	int ppid;
 
-	if (read_stat_tail(pid, buf, sizeof(buf), &p))
-		return -1;
-	if (sscanf(p, "%*c %d", &ppid) != 1)
-		return -1;
-	return ppid;
+	return read_stat(pid, &ppid, &start) ? -1 : ppid;
 }
 
 int procfs_descendants(int pid, int *out, int max)
@@ -286,35 +240,117 @@ int procfs_socket_inodes(int pid, int (*fn)(uint64_t inode, void *arg), void *ar
  * "TcpExt: 1 2 ...". */
 int procfs_read_tcp_ext(int pid, uint64_t vals[CS_TE_MAX])
 {
-	char path[320], *names = NULL, *values = NULL;
-	size_t ncap = 0, vcap = 0;
-	int err = -ENOENT;
-	FILE *f;
+	char path[320], *buf = malloc(PROCFS_NETSTAT_BYTES);
+	int err;
 
+	if (!buf)
+		return -ENOMEM;
 	snprintf(path, sizeof(path), "%s/%d/net/netstat", proc_root, pid);
-	f = fopen(path, "re");
-	if (!f)
-		return -errno;
-	while (getline(&names, &ncap, f) > 0 && getline(&values, &vcap, f) > 0) {
-		char *sn, *sv, *n, *v;
+	err = read_text(path, buf, PROCFS_NETSTAT_BYTES);
+	if (!err)
+		err = procfs_parse_tcp_ext(buf, vals);
+	free(buf);
+	return err;
+}
 
-		if (strncmp(names, "TcpExt:", 7))
+/* The line after each newline in buf, or NULL at the end. */
+static const char *next_line(const char *p)
+{
+	p = strchr(p, '\n');
+	return p && p[1] ? p + 1 : NULL;
+}
+
+int procfs_parse_limits(const char *buf, long *soft, long *hard)
+{
+	const char *line;
+
+	for (line = buf; line; line = next_line(line)) {
+		char s[32], h[32];
+
+		if (strncmp(line, "Max open files", 14))
+			continue;
+		if (sscanf(line + 14, "%31s %31s", s, h) != 2)
+			return -EIO;
+		*soft = strcmp(s, "unlimited") ? atol(s) : -1;
+		*hard = strcmp(h, "unlimited") ? atol(h) : -1;
+		return 0;
+	}
+	return -ENOENT;
+}
+
+void procfs_parse_status(const char *buf, struct cs_proc *out)
+{
+	const char *line;
+
+	for (line = buf; line; line = next_line(line)) {
+		if (!strncmp(line, "Name:", 5))
+			sscanf(line + 5, " %31s", out->comm);
+		else if (!strncmp(line, "Threads:", 8))
+			out->threads = atol(line + 8);
+		else if (!strncmp(line, "VmRSS:", 6))
+			out->rss_bytes = strtoull(line + 6, NULL, 10) * 1024; /* kB */
+	}
+}
+
+int procfs_parse_stat(const char *buf, int *ppid, uint64_t *start_time)
+{
+	/* the last ')' ends the comm, whatever the comm holds */
+	const char *p = strrchr(buf, ')');
+	int field;
+
+	if (!p || p[1] != ' ' || sscanf(p + 2, "%*c %d", ppid) != 1)
+		return -EIO;
+	p += 2; /* field 3, state */
+	for (field = 3; field < 22 && p; field++) {
+		p = strchr(p, ' ');
+		if (p)
+			p++;
+	}
+	if (!p || !*p)
+		return -EIO;
+	*start_time = strtoull(p, NULL, 10);
+	return 0;
+}
+
+int procfs_parse_stat_cpu(const char *buf, char *state, uint64_t *cpu_ticks)
+{
+	const char *p = strrchr(buf, ')');
+	unsigned long long ut, st;
+
+	if (!p || p[1] != ' ' ||
+	    sscanf(p + 2, "%c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", state, &ut, &st) != 3)
+		return -EIO;
+	*cpu_ticks = ut + st;
+	return 0;
+}
+
+/* Pairs of lines: "TcpExt: Name Name ..." then "TcpExt: 1 2 ...". */
+int procfs_parse_tcp_ext(const char *buf, uint64_t vals[CS_TE_MAX])
+{
+	const char *names, *values;
+
+	for (names = buf; names && (values = next_line(names)); names = next_line(values)) {
+		const char *n = names + 7, *v = values + 7;
+
+		if (strncmp(names, "TcpExt:", 7) || strncmp(values, "TcpExt:", 7))
 			continue;
 		memset(vals, 0, sizeof(uint64_t) * CS_TE_MAX);
-		n = strtok_r(names + 7, " \n", &sn);
-		v = strtok_r(values + 7, " \n", &sv);
-		while (n && v) {
+		for (;;) {
+			size_t nl, vl;
+
+			n += strspn(n, " ");
+			v += strspn(v, " ");
+			nl = strcspn(n, " \n");
+			vl = strcspn(v, " \n");
+			if (!nl || !vl)
+				break;
 			for (int i = 0; i < CS_TE_MAX; i++)
-				if (!strcmp(n, names_tcp_ext(i)))
+				if (strlen(names_tcp_ext(i)) == nl && !strncmp(n, names_tcp_ext(i), nl))
 					vals[i] = strtoull(v, NULL, 10);
-			n = strtok_r(NULL, " \n", &sn);
-			v = strtok_r(NULL, " \n", &sv);
+			n += nl;
+			v += vl;
 		}
-		err = 0;
-		break;
+		return 0;
 	}
-	free(names);
-	free(values);
-	fclose(f);
-	return err;
+	return -ENOENT;
 }

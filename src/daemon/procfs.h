@@ -34,4 +34,21 @@ int procfs_descendants(int pid, int *out, int max);
 int procfs_socket_inodes(int pid, int (*fn)(uint64_t inode, void *arg), void *arg);
 /* Fills vals (indexed by enum cs_tcp_ext) from /proc/PID/net/netstat. */
 int procfs_read_tcp_ext(int pid, uint64_t vals[CS_TE_MAX]);
+
+/* The parsers of the readers above, over text already read (NUL-terminated):
+ * fixtures and the fuzzers call them directly. */
+/* /proc/PID/net/netstat is about 3 KiB today; room for kernels to add more. */
+#define PROCFS_NETSTAT_BYTES (64 * 1024)
+/* "Max open files" of /proc/PID/limits; -1 for unlimited. 0, -ENOENT, -EIO. */
+int procfs_parse_limits(const char *buf, long *soft, long *hard);
+/* Name, Threads and VmRSS of /proc/PID/status into out (other fields kept). */
+void procfs_parse_status(const char *buf, struct cs_proc *out);
+/* TcpExt of /proc/PID/net/netstat into vals; -ENOENT without a TcpExt pair. */
+int procfs_parse_tcp_ext(const char *buf, uint64_t vals[CS_TE_MAX]);
+/* PPID and start time (fields 4 and 22) of a /proc/PID/stat line; the comm
+ * in parentheses may hold spaces and ')'. 0 or -EIO. */
+int procfs_parse_stat(const char *buf, int *ppid, uint64_t *start_time);
+/* State (field 3) and utime+stime in clock ticks (fields 14, 15) of a
+ * /proc/PID/stat line. 0 or -EIO. */
+int procfs_parse_stat_cpu(const char *buf, char *state, uint64_t *cpu_ticks);
 #endif

@@ -205,11 +205,11 @@ static int dump_family(struct sockdiag *sd, int family, struct cs_listener *out,
 				continue;
 			return -errno;
 		}
-		int done = sockdiag_parse_reply(buf, len, sd->seq, out, max, &n);
+		int err = sockdiag_parse_reply(buf, len, sd->seq, out, max, &n);
 
-		if (done < 0)
-			return done;
-		if (done)
+		if (err < 0)
+			return err;
+		if (err)
 			return n;
 	}
 }

@@ -21,9 +21,9 @@ int sockdiag_syncookies(const struct sockdiag *sd);
 /* Every TCP listener (IPv4 and IPv6) in the namespace into out[0..max).
  * Returns the count or -errno. */
 int sockdiag_listeners(struct sockdiag *sd, struct cs_listener *out, int max);
-/* Parses one read of a sock_diag dump reply (messages of sequence seq) into
- * out[*n..max), advancing *n. Returns 1 at the end of the dump, 0 when more
- * is to come, or the kernel's -errno. */
+/* One recv()'s worth of a SOCK_DIAG_BY_FAMILY dump answer to request seq:
+ * listeners appended to out at *n (up to max). 1 at NLMSG_DONE, 0 when more
+ * is to come, -errno on NLMSG_ERROR or a malformed message. */
 int sockdiag_parse_reply(const void *buf, size_t len, uint32_t seq, struct cs_listener *out,
 			 int max, int *n);
 #endif

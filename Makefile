@@ -15,7 +15,7 @@ ARCH := $(shell uname -m | sed 's/x86_64/x86/;s/aarch64/arm64/;s/ppc64le/powerpc
 VMLINUX_H := bpf/vmlinux/$(ARCH)/vmlinux.h
 
 DEB_PACKAGES := clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev libmicrohttpd-dev \
-	libcjson-dev nettle-dev pkg-config iproute2 curl python3 prometheus \
+	libcjson-dev nettle-dev pkg-config iproute2 curl python3 prometheus nftables \
 	qemu-system-x86 busybox-static kmod file
 DEB_PACKAGES += libseccomp-dev libgnutls28-dev libyaml-dev libcrypt-dev openssl util-linux
 DEB_PACKAGES += iptables
@@ -119,7 +119,8 @@ $(OUT)/connscope-san: $(call san,$(DAEMON_SRCS))
 # Unit tests: one file per module (tests/unit/test_<module>.c), each linked
 # with the modules it tests, all run by tests/unit/unit.c's runner.
 UNIT_MODULES := src/daemon/history.c src/daemon/events.c src/daemon/snapshot.c src/daemon/prom.c \
-	src/daemon/json.c src/daemon/diagnose.c src/daemon/names.c src/daemon/sockdiag.c src/daemon/procfs.c \
+	src/daemon/json.c src/daemon/diagnose.c src/daemon/diagnose_conn.c src/daemon/procfs.c \
+	src/daemon/names.c src/daemon/sockdiag.c \
 	src/common/sbuf.c src/common/netutil.c src/common/ws.c src/common/stomp.c src/common/args.c src/common/errmsg.c
 UNIT_TESTS := $(wildcard tests/unit/*.c)
 $(OUT)/unit-tests: $(UNIT_TESTS) $(call san,$(UNIT_MODULES))

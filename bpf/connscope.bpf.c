@@ -34,6 +34,16 @@ struct {
 	__type(value, __u8);
 } listen_ports SEC(".maps");
 
+/* The same ports as bits: 8 KiB that stay in cache, where listen_ports'
+ * 64 KiB do not; for the hooks that run for every TCP read or drop on the
+ * machine (a client's random port is a cache miss in the byte array). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, CS_PORT_SPACE / 64);
+	__type(key, __u32);
+	__type(value, __u64);
+} listen_port_bits SEC(".maps");
+
 /* Feeds connscope_accepts_total, connections_closed_total and the
  * accept_wait / connection_duration histograms, by local port. */
 struct {
@@ -67,6 +77,25 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } resets_sent SEC(".maps");
+
+/* Feeds connscope_first_read_wait_seconds, the unread/abandoned/rejected
+ * connection counts and netfilter drops, by local port (see serve_* below).
+ * An array: its lookup is inlined, where a hash lookup on every first read
+ * cost as much as the rest of the read hook; a port whose slot another port
+ * holds (on that CPU) goes to the hash below. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, CS_SERVE_SLOTS);
+	__type(key, __u32);
+	__type(value, struct cs_serve_stats);
+} serve_slots SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, CS_PORTS_MAX);
+	__type(key, __u16);
+	__type(value, struct cs_serve_stats);
+} serve_stats SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -108,6 +137,7 @@ struct {
 
 static const struct cs_port_stats zero_port_stats;
 static const struct cs_queue_time zero_queue_time;
+static const struct cs_serve_stats zero_serve_stats;
 static const __u64 zero_u64;
 
 static __always_inline bool current_is_target(void)
@@ -123,6 +153,23 @@ static __always_inline bool port_is_watched(__u16 port)
 	__u8 *v = bpf_map_lookup_elem(&listen_ports, &idx);
 
 	return v && *v;
+}
+
+static __always_inline bool port_bit_is_set(__u16 port)
+{
+	__u32 idx = port / 64;
+	__u64 *w = bpf_map_lookup_elem(&listen_port_bits, &idx);
+
+	return w && (*w & (1ULL << (port % 64)));
+}
+
+static __always_inline void port_bit_set(__u16 port)
+{
+	__u32 idx = port / 64;
+	__u64 *w = bpf_map_lookup_elem(&listen_port_bits, &idx);
+
+	if (w)
+		__sync_fetch_and_or(w, 1ULL << (port % 64));
 }
 
 /* Softirq-side hooks run for every socket on the host: after the port, the
@@ -250,6 +297,136 @@ static __always_inline void queue_time_on_local_close(__u16 port)
 	q->local_closes++;
 }
 
+/* Serving: did the app read what it accepted? Its first copy of data marks
+ * the connection; a peer that sent a request and left before that gave up
+ * on an app that accepted but did not serve. */
+static __always_inline struct cs_serve_stats *serve_stats_get(__u16 port)
+{
+	__u32 slot = port % CS_SERVE_SLOTS;
+	struct cs_serve_stats *st = bpf_map_lookup_elem(&serve_slots, &slot);
+
+	/* this CPU's own copy: claimed without racing another CPU */
+	if (st && (st->port == port || !st->port)) {
+		st->port = port;
+		return st;
+	}
+	return map_lookup_or_init(&serve_stats, &port, &zero_serve_stats);
+}
+
+/* fin: the peer's FIN was received (it counts one in bytes_received). */
+static __always_inline void serve_peer_left(const struct sock *sk, struct cs_conn *conn, bool fin)
+{
+	struct cs_serve_stats *st;
+
+	if ((conn->flags & (CS_CONN_ACCEPTED | CS_CONN_READ | CS_CONN_GAVE_UP)) != CS_CONN_ACCEPTED)
+		return;
+	/* a peer that sent nothing and left was not waiting for the app */
+	if (BPF_CORE_READ((struct tcp_sock *)sk, bytes_received) <= (fin ? 1 : 0))
+		return;
+	conn->flags |= CS_CONN_GAVE_UP;
+	st = serve_stats_get(conn->port);
+	if (st)
+		st->gave_up++;
+}
+
+/* A reset on a connection the app had closed first (FIN_WAIT1/2 as a full
+ * socket: the peer's RST, or its data after the close, which tcp_reset()
+ * aborts the socket for): the peer still used a connection the app had
+ * closed, as a client racing a keep-alive timeout does. */
+static __always_inline void serve_reset_after_fin(struct cs_conn *conn)
+{
+	struct cs_serve_stats *st;
+
+	if ((conn->flags & (CS_CONN_LOCAL_FIN | CS_CONN_RESET)) != CS_CONN_LOCAL_FIN)
+		return;
+	st = serve_stats_get(conn->port);
+	if (st)
+		st->keepalive_resets++;
+}
+
+/* The app closed a connection it had served: how long was it idle? The
+ * socket's tcp_mstamp (its last packet, in bpf_ktime_get_ns()'s clock) is
+ * not yet refreshed by the FIN when the state changes. */
+static __always_inline void serve_idle_close(const struct sock *sk, struct cs_conn *conn)
+{
+	__u64 now = bpf_ktime_get_ns(), last = BPF_CORE_READ((struct tcp_sock *)sk, tcp_mstamp) * 1000;
+	struct cs_serve_stats *st;
+
+	if (last > now || now - last < CS_IDLE_CLOSE_NS)
+		return;
+	st = serve_stats_get(conn->port);
+	if (!st)
+		return;
+	st->idle_closes++;
+	st->idle_close_sum_ns += now - last;
+}
+
+/* CLOSE_WAIT: the peer left. FIN_WAIT1: the app closed first (from
+ * ESTABLISHED only); unread and soon after accept, that is a rejection;
+ * after serving, an idle close. CLOSE: was it ever read? */
+static __always_inline void serve_on_state(const struct sock *sk, struct cs_conn *conn, int newstate)
+{
+	struct cs_serve_stats *st;
+	__u64 now, life;
+
+	if (newstate == TCP_CLOSE_WAIT) {
+		serve_peer_left(sk, conn, true);
+		return;
+	}
+	if (newstate == TCP_FIN_WAIT1 && (conn->flags & CS_CONN_READ)) {
+		serve_idle_close(sk, conn);
+		return;
+	}
+	if ((newstate != TCP_CLOSE && newstate != TCP_FIN_WAIT1) ||
+	    (conn->flags & (CS_CONN_ACCEPTED | CS_CONN_READ)) != CS_CONN_ACCEPTED)
+		return;
+	st = serve_stats_get(conn->port);
+	if (!st)
+		return;
+	if (newstate == TCP_CLOSE) {
+		st->closed_unread++;
+		return;
+	}
+	now = bpf_ktime_get_ns();
+	life = now - conn->accepted_ns;
+	if (life >= CS_REJECT_WINDOW_NS)
+		return;
+	st->rejected++;
+	st->rejected_life_sum_ns += life;
+	st->rejected_last_ns = now;
+	st->rejected_last_bytes_in = BPF_CORE_READ((struct tcp_sock *)sk, bytes_received);
+	st->rejected_last_bytes_out = BPF_CORE_READ((struct tcp_sock *)sk, bytes_sent);
+}
+
+/* The app copied data from the connection: tcp_recvmsg (read, recv*, io_uring)
+ * and tcp_read_sock (splice) call tcp_rcv_space_adjust for every copy. A
+ * socket's tracepoint, not the read syscalls': those run for every read on
+ * the machine and need an fd -> socket walk, this one only for TCP data
+ * read, and the port decides before any lookup. */
+SEC("tp_btf/tcp_rcv_space_adjust")
+int BPF_PROG(on_rcv_space_adjust, struct sock *sk)
+{
+	__u64 key = (__u64)sk, wait;
+	struct cs_serve_stats *st;
+	struct cs_conn *conn;
+
+	/* no namespace test: conns holds only the target's sockets */
+	if (!port_bit_is_set(sk->__sk_common.skc_num))
+		return 0;
+	conn = bpf_map_lookup_elem(&conns, &key);
+	if (!conn || (conn->flags & (CS_CONN_ACCEPTED | CS_CONN_READ)) != CS_CONN_ACCEPTED)
+		return 0;
+	conn->flags |= CS_CONN_READ;
+	st = serve_stats_get(conn->port);
+	if (!st)
+		return 0;
+	wait = bpf_ktime_get_ns() - conn->accepted_ns;
+	st->first_read_slots[hist_slot(wait)]++;
+	st->first_read_sum_ns += wait;
+	st->first_reads++;
+	return 0;
+}
+
 static __always_inline void on_accepted(struct sock *sk)
 {
 	__u64 key = (__u64)sk, now = bpf_ktime_get_ns();
@@ -348,6 +525,30 @@ FD_SYSCALL_EXIT(inotify_init1, CS_SYS_INOTIFY_INIT1)
 FD_SYSCALL_EXIT(memfd_create, CS_SYS_MEMFD_CREATE)
 FD_SYSCALL_EXIT(pidfd_open, CS_SYS_PIDFD_OPEN)
 
+/* The target as a client (a proxy, a service calling its database): a
+ * connect() or bind() with no local port left to take. */
+static __always_inline int on_port_syscall_exit(__u16 sys, long ret)
+{
+	if (ret != -EADDRNOTAVAIL && ret != -EADDRINUSE)
+		return 0;
+	if (!current_is_target())
+		return 0;
+	count_syscall_error(sys, -ret);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_connect")
+int exit_connect(struct syscall_trace_exit *ctx)
+{
+	return on_port_syscall_exit(CS_SYS_CONNECT, ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_exit_bind")
+int exit_bind(struct syscall_trace_exit *ctx)
+{
+	return on_port_syscall_exit(CS_SYS_BIND, ctx->ret);
+}
+
 /* A pre-forking server's workers are targets too, forked after attach or not. */
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
@@ -374,6 +575,7 @@ static __always_inline void on_listen(const struct sock *sk)
 	v = bpf_map_lookup_elem(&listen_ports, &port);
 	if (v)
 		*v = 1;
+	port_bit_set(port);
 }
 
 static __always_inline void on_close(__u64 key, struct cs_conn *conn, int oldstate)
@@ -459,6 +661,7 @@ int BPF_PROG(on_set_state, const struct sock *sk, const int oldstate, const int 
 	    (newstate == TCP_FIN_WAIT1 || newstate == TCP_LAST_ACK ||
 	     (newstate == TCP_CLOSE && (oldstate == TCP_ESTABLISHED || oldstate == TCP_CLOSE_WAIT))))
 		queue_time_on_local_close(conn->port);
+	serve_on_state(sk, conn, newstate);
 	if (newstate == TCP_FIN_WAIT1 && !(conn->flags & CS_CONN_REMOTE_FIN))
 		conn->flags |= CS_CONN_LOCAL_FIN;
 	else if (newstate == TCP_CLOSE_WAIT && !(conn->flags & CS_CONN_LOCAL_FIN))
@@ -587,8 +790,11 @@ int BPF_PROG(on_receive_reset, struct sock *sk)
 		return 0;
 	count(CS_CNT_RESETS_RECEIVED);
 	conn = bpf_map_lookup_elem(&conns, &key);
-	if (conn)
+	if (conn) {
+		serve_peer_left(sk, conn, conn->flags & CS_CONN_REMOTE_FIN);
+		serve_reset_after_fin(conn);
 		conn->flags |= CS_CONN_RESET;
+	}
 	return 0;
 }
 
@@ -627,6 +833,95 @@ int BPF_PROG(on_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_re
 	__sync_fetch_and_add(&q->ack_drops, 1);
 	if (!q->full_since_ns)
 		q->full_since_ns = bpf_ktime_get_ns();
+	return 0;
+}
+
+/* The destination port of a TCP SYN (not SYN-ACK) in skb, 0 for anything
+ * else. Netfilter hooks run after ip_rcv set the transport header. */
+static __always_inline __u16 skb_syn_port(const struct sk_buff *skb)
+{
+	unsigned char *head = BPF_CORE_READ(skb, head);
+	__u16 nh = BPF_CORE_READ(skb, network_header);
+	__u16 th_off = BPF_CORE_READ(skb, transport_header);
+	struct tcphdr th;
+	__u8 ver = 0, proto = 0;
+
+	if (bpf_probe_read_kernel(&ver, 1, head + nh))
+		return 0;
+	if ((ver >> 4) == 4)
+		bpf_probe_read_kernel(&proto, 1, head + nh + offsetof(struct iphdr, protocol));
+	else if ((ver >> 4) == 6)
+		bpf_probe_read_kernel(&proto, 1, head + nh + offsetof(struct ipv6hdr, nexthdr));
+	if (proto != IPPROTO_TCP || bpf_probe_read_kernel(&th, sizeof(th), head + th_off))
+		return 0;
+	return th.syn && !th.ack ? bpf_ntohs(th.dest) : 0;
+}
+
+/* SYNs to the target's listen ports that a netfilter rule, or a full
+ * conntrack table, dropped before TCP saw them. Its own program beside any
+ * other kfree_skb user; the drop reason decides before anything is read. */
+SEC("tp_btf/kfree_skb")
+int BPF_PROG(on_kfree_skb_netfilter, struct sk_buff *skb, void *location, enum skb_drop_reason reason)
+{
+	struct cs_serve_stats *st;
+	struct net_device *dev;
+	struct sock *sk;
+	__u32 inum = 0;
+	__u16 port;
+
+	/* SKB_DROP_REASON_NETFILTER_DROP is in every kernel with drop reasons,
+	 * but not always with the same value (the enum grew in the middle) */
+	if (!bpf_core_enum_value_exists(enum skb_drop_reason, SKB_DROP_REASON_NETFILTER_DROP) ||
+	    reason != bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_NETFILTER_DROP))
+		return 0;
+	port = skb_syn_port(skb);
+	if (!port || !port_bit_is_set(port))
+		return 0;
+	/* incoming: the receiving device's namespace; on output there may be no
+	 * device yet, and the sending socket's namespace is the one */
+	dev = BPF_CORE_READ(skb, dev);
+	sk = BPF_CORE_READ(skb, sk);
+	if (dev)
+		inum = BPF_CORE_READ(dev, nd_net.net, ns.inum);
+	else if (sk)
+		inum = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+	if (target_netns && inum != target_netns)
+		return 0;
+	st = serve_stats_get(port);
+	if (st)
+		st->netfilter_drops++;
+	return 0;
+}
+
+/* The same race once the closed socket became a FIN_WAIT2 timewait socket
+ * (tcp_fin_timeout <= 60 s): the peer's data gets a reset from it. The
+ * conns entry is gone by then; the timewait socket and the segment tell.
+ * Reads two arguments, so one form serves kernels with and without the
+ * reason (6.10); before 6.10 no reset from a timewait socket is traced. */
+SEC("tp_btf/tcp_send_reset")
+int BPF_PROG(on_send_reset_keepalive, const struct sock *sk, const struct sk_buff *skb)
+{
+	struct cs_serve_stats *st;
+	struct tcp_skb_cb *cb;
+	__u32 len;
+	__u16 port;
+	__u8 flags;
+
+	if (!sk || !skb || sk->__sk_common.skc_state != TCP_TIME_WAIT ||
+	    ((struct inet_timewait_sock *)sk)->tw_substate != TCP_FIN_WAIT2)
+		return 0;
+	port = sk->__sk_common.skc_num;
+	if (!sk_is_watched(sk, port))
+		return 0;
+	cb = (struct tcp_skb_cb *)skb->cb;
+	len = BPF_CORE_READ(cb, end_seq) - BPF_CORE_READ(cb, seq);
+	flags = BPF_CORE_READ(cb, tcp_flags);
+	/* SYN and FIN count one in the sequence space: what is left is data */
+	if (len <= !!(flags & 0x02 /* TCPHDR_SYN */) + !!(flags & 0x01 /* TCPHDR_FIN */))
+		return 0;
+	st = serve_stats_get(port);
+	if (st)
+		st->keepalive_resets++;
 	return 0;
 }
 

@@ -61,6 +61,8 @@ enum cs_syscall {
 	CS_SYS_INOTIFY_INIT1,
 	CS_SYS_MEMFD_CREATE,
 	CS_SYS_PIDFD_OPEN,
+	CS_SYS_CONNECT,  /* EADDRNOTAVAIL/EADDRINUSE: out of local ports */
+	CS_SYS_BIND,
 	CS_SYS_MAX,
 };
 
@@ -125,6 +127,40 @@ struct cs_queue_time {
 #define CS_CONN_REMOTE_FIN   0x4
 #define CS_CONN_RESET        0x8
 #define CS_CONN_WAIT_KNOWN   0x10 /* established_ns was seen */
+#define CS_CONN_READ         0x20 /* the app read data from it after accept */
+#define CS_CONN_GAVE_UP      0x40 /* peer left (FIN/RST) with its request unread */
+
+/* An app close (FIN) before any read within this long of accept is a
+ * rejection ("too many clients", auth failure); later it is an idle close. */
+#define CS_REJECT_WINDOW_NS (1000ULL * 1000 * 1000)
+/* An app close of a served connection after this long without traffic is an
+ * idle (keep-alive timeout) close; sooner, it closes after answering. */
+#define CS_IDLE_CLOSE_NS (100ULL * 1000 * 1000)
+
+/* Slots of the per-CPU array serve_slots: a port takes slot port % this on
+ * each CPU unless another port holds it, then the serve_stats hash. */
+#define CS_SERVE_SLOTS 64
+
+/* How the app served accepted connections, per local listen port; a per-CPU
+ * map value (serve_slots, serve_stats), summed in userspace. */
+struct cs_serve_stats {
+	__u16 port;   /* in serve_slots: the port this CPU's slot counts for */
+	__u16 pad[3];
+	__u64 first_read_slots[CS_HIST_SLOTS]; /* accept -> the app's first data read */
+	__u64 first_read_sum_ns;
+	__u64 first_reads;
+	__u64 closed_unread;  /* closed, by either side, never read by the app */
+	__u64 gave_up;        /* peer sent data, then FIN/RST before the app read */
+	__u64 rejected;       /* app FIN first, before any read, within CS_REJECT_WINDOW_NS */
+	__u64 rejected_life_sum_ns;
+	__u64 rejected_last_ns;        /* when the newest rejection on this CPU was */
+	__u64 rejected_last_bytes_in;  /* its bytes received and sent */
+	__u64 rejected_last_bytes_out;
+	__u64 netfilter_drops; /* SYNs to the port dropped by netfilter (kfree_skb reason) */
+	__u64 idle_closes;     /* app closed a served connection idle >= CS_IDLE_CLOSE_NS */
+	__u64 idle_close_sum_ns;
+	__u64 keepalive_resets; /* peer sent data (or RST) after the app's FIN */
+};
 
 struct cs_conn {
 	__u64 established_ns;

@@ -5,6 +5,7 @@
 #include "collector.h"
 #include "errmsg.h"
 #include <errno.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -199,6 +200,50 @@ static void label_ports(struct cs_snapshot *s)
 	}
 }
 
+static bool is_listen_port(uint16_t port, void *arg)
+{
+	const struct cs_snapshot *s = arg;
+
+	for (int i = 0; i < s->n_listeners; i++)
+		if (s->listeners[i].port == port)
+			return true;
+	return false;
+}
+
+static bool port_errors_seen(const struct cs_snapshot *s)
+{
+	for (int i = 0; i < s->n_syserr; i++)
+		if (s->syserr[i].syscall == CS_SYS_CONNECT || s->syserr[i].syscall == CS_SYS_BIND)
+			return true;
+	return false;
+}
+
+static bool peers_gave_up(const struct cs_snapshot *s)
+{
+	for (int i = 0; i < s->n_ports; i++)
+		if (s->ports[i].serve.gave_up)
+			return true;
+	return false;
+}
+
+/* A dump by state walks the namespace's whole established hash (262,144
+ * buckets here: a millisecond a dump, more than the rest of a tick), so
+ * CLOSE_WAIT is read only once peers gave up on unread connections, and
+ * TIME_WAIT once the target failed to find a local port: when a rule needs
+ * them as evidence. */
+static void read_sockets(struct collector *c, struct cs_snapshot *s)
+{
+	sockdiag_port_range(c->sockdiag, &s->port_range_low, &s->port_range_high);
+	s->have_close_wait = peers_gave_up(s) &&
+			     !sockdiag_state(c->sockdiag, TCP_CLOSE_WAIT, is_listen_port, s, &s->close_wait,
+					     &s->close_wait_oldest_s);
+	if (!s->have_close_wait)
+		s->close_wait = 0;
+	if (!port_errors_seen(s) ||
+	    sockdiag_state(c->sockdiag, TCP_TIME_WAIT, NULL, NULL, &s->time_wait, NULL))
+		s->time_wait = 0;
+}
+
 static bool target_alive(struct collector *c)
 {
 	uint64_t st;
@@ -322,6 +367,7 @@ static void collect(struct collector *c)
 		n = procfs_read_tcp_ext(c->pid, s->tcp_ext);
 		s->have_tcp_ext = !n;
 		source_result(c, s, CS_SRC_TCP_EXT, n);
+		procfs_read_conntrack(c->pid, &s->conntrack);
 		n = sockdiag_listeners(c->sockdiag, s->listeners, CS_LISTENERS_MAX);
 		source_result(c, s, CS_SRC_SOCK_DIAG, n < 0 ? n : 0);
 		s->n_listeners = n < 0 ? 0 : n;
@@ -333,6 +379,8 @@ static void collect(struct collector *c)
 		s->processes = 0;
 	}
 	source_result(c, s, CS_SRC_BPF, probes_read(c->probes, s));
+	if (s->target_up)
+		read_sockets(c, s); /* after the probes: it asks what they saw */
 	label_ports(s);
 	s->mono_s = mono_now();
 	s->mono_ns = (uint64_t)(s->mono_s * 1e9);

@@ -4,6 +4,7 @@
  * causes are judged per listener; the verdict is the cause that cost the
  * most clients in the window. */
 #include "diagnose.h"
+#include "diagnose_conn.h"
 #include "diagnose_rules.h"
 #include <errno.h>
 #include <math.h>
@@ -15,7 +16,7 @@
 static const char *const cause_ids[] = {
 	"target_exited", "oom_kill", "fd_exhaustion", "connection_cap", "accept_queue_stalled",
 	"accept_queue_slow", "backlog_too_small", "syn_queue_overflow", "tcp_memory_pressure",
-	"reset_no_listener", "reset_on_close", "healthy", NULL,
+	"reset_no_listener", "reset_on_close", DIAGNOSE_CONN_CAUSE_IDS, "healthy", NULL,
 };
 
 const char *const *diagnose_cause_ids(void)
@@ -220,6 +221,11 @@ struct cs_cause *cause_add(struct cs_diagnosis *d, const char *id, const char *s
 	c->score = score;
 	c->clients_affected = clients;
 	return c;
+}
+
+struct cs_cause *add_cause(struct cs_diagnosis *d, const char *id, const char *sev, double score)
+{
+	return cause_add(d, id, sev, score, 0);
 }
 
 void cause_clients_how(struct cs_cause *c, const char *fmt, ...)
@@ -778,7 +784,8 @@ void diagnose(const struct cs_snapshot *s, const struct cs_point *pts, int npts,
 	rule_syn(s, &w, ls, nl, d);
 	rule_resets(s, &w, d);
 	free(ls);
-	if (!d->n_causes)
+	diagnose_conn(s, pts, npts, d);
+	if (!d->n_causes && !diagnose_conn_unexplained(s, pts, npts, d))
 		rule_healthy(s, &w, d);
 	qsort(d->causes, d->n_causes, sizeof(d->causes[0]), by_clients);
 	d->verdict = d->causes[0].id;

@@ -6,6 +6,8 @@
 #define CS_DIAGNOSE_RULES_H
 #include "diagnose.h"
 
+/* The rule files beside diagnose.c: diagnose_conn.c. */
+
 /* Process-wide totals of the window the rules share. */
 struct cs_window {
 	double seconds;
@@ -19,9 +21,12 @@ struct cs_window {
 	long fd_open, fd_soft;
 };
 
-/* NULL when CS_CAUSES_MAX causes are there already. */
+/* A new cause in d, NULL when CS_CAUSES_MAX causes are there already (the
+ * helpers below accept NULL). add_cause leaves clients_affected at 0 for
+ * the rule to set. */
 struct cs_cause *cause_add(struct cs_diagnosis *d, const char *id, const char *severity,
 			   double score, double clients_affected);
+struct cs_cause *add_cause(struct cs_diagnosis *d, const char *id, const char *sev, double score);
 __attribute__((format(printf, 2, 3)))
 void cause_clients_how(struct cs_cause *c, const char *fmt, ...);
 void evidence_num(struct cs_cause *c, const char *name, double v);

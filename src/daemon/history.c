@@ -141,6 +141,48 @@ static void listener_point(const struct cs_snapshot *prev, const struct cs_snaps
 	o->accept_wait_p99_s = hist_delta_quantile(&pc->accept_wait, &pp->accept_wait, 0.99);
 }
 
+/* serve_stats sums over every port, deltas from prev, levels from cur. */
+static void serve_point(const struct cs_snapshot *prev, const struct cs_snapshot *cur, struct cs_point *p)
+{
+	struct cs_serve a = { .closed_unread = 0 }, b = a;
+	const struct cs_conntrack *ca = &cur->conntrack, *cb = &prev->conntrack;
+
+	for (int i = 0; i < cur->n_ports; i++) {
+		a.first_read_wait.count += cur->ports[i].serve.first_read_wait.count;
+		a.gave_up += cur->ports[i].serve.gave_up;
+		a.closed_unread += cur->ports[i].serve.closed_unread;
+		a.rejected += cur->ports[i].serve.rejected;
+		a.netfilter_drops += cur->ports[i].serve.netfilter_drops;
+		a.keepalive_resets += cur->ports[i].serve.keepalive_resets;
+		a.idle_closes += cur->ports[i].serve.idle_closes;
+		p->unread += snapshot_port_unread(&cur->ports[i]);
+	}
+	for (int i = 0; i < prev->n_ports; i++) {
+		b.first_read_wait.count += prev->ports[i].serve.first_read_wait.count;
+		b.gave_up += prev->ports[i].serve.gave_up;
+		b.closed_unread += prev->ports[i].serve.closed_unread;
+		b.rejected += prev->ports[i].serve.rejected;
+		b.netfilter_drops += prev->ports[i].serve.netfilter_drops;
+		b.keepalive_resets += prev->ports[i].serve.keepalive_resets;
+		b.idle_closes += prev->ports[i].serve.idle_closes;
+	}
+	p->first_reads = delta(a.first_read_wait.count, b.first_read_wait.count);
+	p->gave_up_unread = delta(a.gave_up, b.gave_up);
+	p->closed_unread = delta(a.closed_unread, b.closed_unread);
+	p->rejected = delta(a.rejected, b.rejected);
+	p->netfilter_drops = delta(a.netfilter_drops, b.netfilter_drops);
+	p->keepalive_resets = delta(a.keepalive_resets, b.keepalive_resets);
+	p->idle_closes = delta(a.idle_closes, b.idle_closes);
+	if (ca->have && cb->have)
+		p->conntrack_drops = delta(ca->drop + ca->early_drop + ca->insert_failed,
+					   cb->drop + cb->early_drop + cb->insert_failed);
+	p->close_wait = cur->close_wait;
+	p->port_errors = delta(snapshot_port_errors(cur, -1, 0), snapshot_port_errors(prev, -1, 0));
+	p->synack_retrans = delta(cur->counters[CS_CNT_SYNACK_RETRANS], prev->counters[CS_CNT_SYNACK_RETRANS]);
+	if (cur->have_tcp_ext)
+		p->abort_on_timeout = delta(cur->tcp_ext[CS_TE_ABORT_ON_TIMEOUT], prev->tcp_ext[CS_TE_ABORT_ON_TIMEOUT]);
+}
+
 void history_point(const struct cs_snapshot *prev, const struct cs_snapshot *cur,
 		   struct cs_point *p)
 {
@@ -177,6 +219,7 @@ void history_point(const struct cs_snapshot *prev, const struct cs_snapshot *cur
 				      delta(cur->tcp_ext[CS_TE_ABORT_ON_MEMORY], prev->tcp_ext[CS_TE_ABORT_ON_MEMORY]);
 	}
 	p->oom_kills = delta(cur->counters[CS_CNT_OOM_KILLS], prev->counters[CS_CNT_OOM_KILLS]);
+	serve_point(prev, cur, p);
 	p->open_fds = cur->open_fds;
 	p->fd_soft = cur->fd_soft;
 	p->fd_pid = cur->fd_pid;

@@ -55,6 +55,15 @@ struct cs_point {
 	uint64_t syncookies_sent;
 	uint64_t memory_pressures; /* TcpExt TCPMemoryPressures + TCPAbortOnMemory */
 	uint64_t oom_kills;
+	/* serving accepted connections (serve_stats), over every port */
+	uint64_t first_reads, gave_up_unread, closed_unread, rejected;
+	uint64_t synack_retrans;   /* on the target's listeners */
+	uint64_t abort_on_timeout; /* netns TcpExt TCPAbortOnTimeout */
+	uint64_t port_errors;      /* connect/bind EADDRNOTAVAIL+EADDRINUSE by the target */
+	uint64_t netfilter_drops;  /* SYNs to the target's ports netfilter dropped */
+	uint64_t conntrack_drops;  /* nf_conntrack drop + early_drop + insert_failed */
+	uint64_t keepalive_resets; /* resets on connections the app had closed */
+	uint64_t idle_closes;      /* app closes of served connections after idling */
 	/* levels at the end of the interval */
 	long open_fds;           /* of fd_pid, the process nearest its own limit */
 	long fd_soft;            /* fd_pid's soft limit at this tick */
@@ -66,6 +75,8 @@ struct cs_point {
 	uint32_t queue_len;      /* of the listener nearest its limit */
 	uint32_t queue_limit;
 	bool queue_full;         /* some listener at or past its limit */
+	uint64_t unread;         /* accepted, open, never read */
+	uint32_t close_wait;
 	bool target_up;
 };
 

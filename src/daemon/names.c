@@ -35,6 +35,8 @@ static const char *const syscall_names[CS_SYS_MAX] = {
 	[CS_SYS_INOTIFY_INIT1] = "inotify_init1",
 	[CS_SYS_MEMFD_CREATE] = "memfd_create",
 	[CS_SYS_PIDFD_OPEN] = "pidfd_open",
+	[CS_SYS_CONNECT] = "connect",
+	[CS_SYS_BIND] = "bind",
 };
 
 static const char *const tcp_ext_names[CS_TE_MAX] = {

@@ -63,6 +63,7 @@ struct probes {
 	struct ring_buffer *rb;
 	int ncpus;
 	void *percpu_buf;   /* ncpus * largest per-CPU value */
+	void *serve_buf;    /* every serve_slots value: CS_SERVE_SLOTS * ncpus */
 	probes_event_fn fn;
 	void *fn_arg;
 	uint64_t events_seen;
@@ -349,8 +350,14 @@ int probes_new(uint32_t netns_ino, bool verbose, probes_event_fn fn, void *arg, 
 		err = p->ncpus ? p->ncpus : -EINVAL;
 		goto cleanup;
 	}
-	p->percpu_buf = calloc(p->ncpus, sizeof(struct cs_port_stats));
+	p->percpu_buf = calloc(p->ncpus, sizeof(struct cs_port_stats) > sizeof(struct cs_serve_stats) ?
+					 sizeof(struct cs_port_stats) : sizeof(struct cs_serve_stats));
 	if (!p->percpu_buf) {
+		err = -ENOMEM;
+		goto cleanup;
+	}
+	p->serve_buf = calloc((size_t)CS_SERVE_SLOTS * p->ncpus, sizeof(struct cs_serve_stats));
+	if (!p->serve_buf) {
 		err = -ENOMEM;
 		goto cleanup;
 	}
@@ -416,6 +423,7 @@ void probes_free(struct probes *p)
 		detach_parallel(p->skel);
 	connscope_bpf__destroy(p->skel);
 	free(p->percpu_buf);
+	free(p->serve_buf);
 	free(p);
 }
 
@@ -434,7 +442,15 @@ int probes_add_port(struct probes *p, uint16_t port)
 	__u32 idx = port;
 	__u8 one = 1;
 
+	__u32 widx = port / 64;
+	__u64 word = 0;
+
 	if (bpf_map__update_elem(p->skel->maps.listen_ports, &idx, sizeof(idx), &one, sizeof(one), BPF_ANY))
+		return -errno;
+	/* at attach only: the kernel sets bits of later listens itself */
+	bpf_map__lookup_elem(p->skel->maps.listen_port_bits, &widx, sizeof(widx), &word, sizeof(word), 0);
+	word |= 1ULL << (port % 64);
+	if (bpf_map__update_elem(p->skel->maps.listen_port_bits, &widx, sizeof(widx), &word, sizeof(word), BPF_ANY))
 		return -errno;
 	return 0;
 }
@@ -532,6 +548,74 @@ static void read_ports(struct probes *p, struct cs_snapshot *s)
 	}
 }
 
+/* Index of the port's entry in s, added (zeroed) if the probes counted
+ * nothing else for it yet; -1 when the snapshot has no room. */
+static int port_index(struct cs_snapshot *s, uint16_t port)
+{
+	for (int i = 0; i < s->n_ports; i++)
+		if (s->ports[i].port == port)
+			return i;
+	if (s->n_ports >= CS_PORTS_SHOWN_MAX)
+		return -1;
+	memset(&s->ports[s->n_ports], 0, sizeof(s->ports[0]));
+	s->ports[s->n_ports].port = port;
+	return s->n_ports++;
+}
+
+static void add_serve(struct cs_serve *sv, const struct cs_serve_stats *v, uint64_t *last_ns)
+{
+	add_hist(&sv->first_read_wait, v->first_read_slots, v->first_read_sum_ns, v->first_reads);
+	sv->closed_unread += v->closed_unread;
+	sv->gave_up += v->gave_up;
+	sv->rejected += v->rejected;
+	sv->rejected_life_sum_ns += v->rejected_life_sum_ns;
+	sv->netfilter_drops += v->netfilter_drops;
+	sv->idle_closes += v->idle_closes;
+	sv->idle_close_sum_ns += v->idle_close_sum_ns;
+	sv->keepalive_resets += v->keepalive_resets;
+	if (v->rejected_last_ns > *last_ns) { /* the newest over all CPUs */
+		*last_ns = v->rejected_last_ns;
+		sv->rejected_last_bytes_in = v->rejected_last_bytes_in;
+		sv->rejected_last_bytes_out = v->rejected_last_bytes_out;
+	}
+}
+
+/* serve_slots (each CPU's slot names its port) and the serve_stats hash. */
+static void read_serve(struct probes *p, struct cs_snapshot *s)
+{
+	struct bpf_map *m = p->skel->maps.serve_stats;
+	struct cs_serve_stats *vals = p->percpu_buf;
+	uint64_t last_ns[CS_PORTS_SHOWN_MAX] = { 0 };
+	__u16 key, next;
+	void *prev = NULL;
+
+	struct cs_serve_stats *slots = p->serve_buf;
+	__u32 keys[CS_SERVE_SLOTS], out_batch, n = CS_SERVE_SLOTS;
+
+	/* one syscall for the whole array: a lookup per slot was ~13 ns per
+	 * connection at 10,000 connections/s */
+	if (bpf_map_lookup_batch(bpf_map__fd(p->skel->maps.serve_slots), NULL, &out_batch, keys, slots,
+				 &n, NULL) && errno != ENOENT)
+		n = 0;
+	for (__u32 k = 0; k < n * p->ncpus; k++) {
+		int i = slots[k].port ? port_index(s, slots[k].port) : -1;
+
+		if (i >= 0)
+			add_serve(&s->ports[i].serve, &slots[k], &last_ns[i]);
+	}
+	while (!bpf_map__get_next_key(m, prev, &next, sizeof(next))) {
+		int i;
+
+		key = next;
+		prev = &key;
+		i = port_index(s, key);
+		if (i < 0 || bpf_map__lookup_elem(m, &key, sizeof(key), vals, sizeof(*vals) * p->ncpus, 0))
+			continue;
+		for (int c = 0; c < p->ncpus; c++)
+			add_serve(&s->ports[i].serve, &vals[c], &last_ns[i]);
+	}
+}
+
 static void read_syscall_errors(struct probes *p, struct cs_snapshot *s)
 {
 	struct bpf_map *m = p->skel->maps.syscall_errors;
@@ -623,6 +707,7 @@ int probes_read(struct probes *p, struct cs_snapshot *s)
 
 	read_ports(p, s);
 	read_queue_time(p, s);
+	read_serve(p, s);
 	read_syscall_errors(p, s);
 	for (__u32 i = 0; i < CS_RST_REASONS_MAX; i++)
 		s->resets_sent[i] = percpu_u64(p, p->skel->maps.resets_sent, i, &err);

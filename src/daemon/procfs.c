@@ -354,3 +354,67 @@ int procfs_parse_tcp_ext(const char *buf, uint64_t vals[CS_TE_MAX])
 	}
 	return -ENOENT;
 }
+
+int procfs_parse_conntrack(FILE *f, struct cs_conntrack *out)
+{
+	enum { COL_ENTRIES, COL_DROP, COL_EARLY_DROP, COL_INSERT_FAILED, COLS };
+	static const char *const want[COLS] = { "entries", "drop", "early_drop", "insert_failed" };
+	int col[COLS] = { -1, -1, -1, -1 }, rows = 0;
+	char *line = NULL, *save, *tok;
+	size_t cap = 0;
+
+	memset(out, 0, sizeof(*out));
+	if (getline(&line, &cap, f) <= 0) {
+		free(line);
+		return -ENOENT;
+	}
+	/* columns by name: kernels add and drop some (searched, chainlength) */
+	tok = strtok_r(line, " \t\n", &save);
+	for (int i = 0; tok; i++, tok = strtok_r(NULL, " \t\n", &save))
+		for (int c = 0; c < COLS; c++)
+			if (!strcmp(tok, want[c]))
+				col[c] = i;
+	while (getline(&line, &cap, f) > 0) {
+		uint64_t v[COLS] = { 0 };
+
+		tok = strtok_r(line, " \t\n", &save);
+		for (int i = 0; tok; i++, tok = strtok_r(NULL, " \t\n", &save))
+			for (int c = 0; c < COLS; c++)
+				if (col[c] == i)
+					v[c] = strtoull(tok, NULL, 16);
+		if (!rows++)
+			out->entries = v[COL_ENTRIES];
+		out->drop += v[COL_DROP];
+		out->early_drop += v[COL_EARLY_DROP];
+		out->insert_failed += v[COL_INSERT_FAILED];
+	}
+	free(line);
+	out->have = rows > 0;
+	return rows > 0 ? 0 : -ENOENT;
+}
+
+int procfs_read_conntrack(int pid, struct cs_conntrack *out)
+{
+	char path[320];
+	FILE *f;
+	int err;
+
+	snprintf(path, sizeof(path), "%s/%d/net/stat/nf_conntrack", proc_root, pid);
+	f = fopen(path, "re");
+	if (!f) {
+		memset(out, 0, sizeof(*out));
+		return -errno;
+	}
+	err = procfs_parse_conntrack(f, out);
+	fclose(f);
+	if (err)
+		return err;
+	/* the limit is one for the machine; every namespace shows it */
+	f = fopen("/proc/sys/net/netfilter/nf_conntrack_max", "re");
+	if (f) {
+		if (fscanf(f, "%llu", (unsigned long long *)&out->max) != 1)
+			out->max = 0;
+		fclose(f);
+	}
+	return 0;
+}

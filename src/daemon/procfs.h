@@ -5,7 +5,9 @@
 #define CS_PROCFS_H
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include "names.h"
+#include "snapshot.h"
 
 struct cs_proc {
 	long open_fds;
@@ -32,6 +34,12 @@ int procfs_descendants(int pid, int *out, int max);
 /* Calls fn for each socket inode among PID's fds; stops early if fn returns
  * nonzero and returns that value. 0 or -errno otherwise. */
 int procfs_socket_inodes(int pid, int (*fn)(uint64_t inode, void *arg), void *arg);
+/* nf_conntrack statistics (/proc/PID/net/stat/nf_conntrack: a header of
+ * names, then one row of hex numbers per CPU): entries, drop, early_drop,
+ * insert_failed summed (entries is the same global count in every row, so
+ * it is taken once). 0, or -ENOENT when conntrack is not loaded. */
+int procfs_parse_conntrack(FILE *f, struct cs_conntrack *out);
+int procfs_read_conntrack(int pid, struct cs_conntrack *out);
 /* Fills vals (indexed by enum cs_tcp_ext) from /proc/PID/net/netstat. */
 int procfs_read_tcp_ext(int pid, uint64_t vals[CS_TE_MAX]);
 

@@ -190,6 +190,60 @@ static void render_queue_time(const struct cs_snapshot *s, struct sbuf *b)
 		sample_l(b, "listen_ack_drops_total", "listener", s->ports[i].label, (double)s->ports[i].qt.ack_drops);
 }
 
+/* Did the app serve what it accepted (first read, unread, abandoned, rejected)? */
+static void render_serving(const struct cs_snapshot *s, struct sbuf *b)
+{
+	family(b, "first_read_wait_seconds", "histogram", "Time from accept() to the app's first read of data from the connection.");
+	for (int i = 0; i < s->n_ports; i++)
+		histogram(b, "first_read_wait_seconds", s->ports[i].label, &s->ports[i].serve.first_read_wait);
+	family(b, "connections_unread", "gauge", "Connections accepted since attach, open, and never read by the app.");
+	for (int i = 0; i < s->n_ports; i++)
+		sample_l(b, "connections_unread", "listener", s->ports[i].label, (double)snapshot_port_unread(&s->ports[i]));
+	family(b, "connections_abandoned_unread_total", "counter",
+	       "Accepted connections whose peer sent data, then closed or reset before the app read it.");
+	for (int i = 0; i < s->n_ports; i++)
+		sample_l(b, "connections_abandoned_unread_total", "listener", s->ports[i].label,
+			 (double)s->ports[i].serve.gave_up);
+	family(b, "connections_rejected_total", "counter",
+	       "Accepted connections the app closed (FIN) within 1 s without reading them.");
+	for (int i = 0; i < s->n_ports; i++)
+		sample_l(b, "connections_rejected_total", "listener", s->ports[i].label,
+			 (double)s->ports[i].serve.rejected);
+	family(b, "netfilter_drops_total", "counter",
+	       "SYNs to the listener that netfilter dropped (a firewall rule, a full conntrack table).");
+	for (int i = 0; i < s->n_ports; i++)
+		sample_l(b, "netfilter_drops_total", "listener", s->ports[i].label,
+			 (double)s->ports[i].serve.netfilter_drops);
+	family(b, "keepalive_resets_total", "counter",
+	       "Resets on connections the app had closed first: the peer still sent on them (the keep-alive race).");
+	for (int i = 0; i < s->n_ports; i++)
+		sample_l(b, "keepalive_resets_total", "listener", s->ports[i].label,
+			 (double)s->ports[i].serve.keepalive_resets);
+	family(b, "idle_closes_total", "counter", "Served connections the app closed after 100 ms or more without traffic.");
+	for (int i = 0; i < s->n_ports; i++)
+		sample_l(b, "idle_closes_total", "listener", s->ports[i].label, (double)s->ports[i].serve.idle_closes);
+	family(b, "idle_close_idle_seconds_total", "counter",
+	       "Idle time before those closes, summed: divided by idle_closes_total, the server's keep-alive timeout.");
+	for (int i = 0; i < s->n_ports; i++)
+		sample_l(b, "idle_close_idle_seconds_total", "listener", s->ports[i].label,
+			 s->ports[i].serve.idle_close_sum_ns / 1e9);
+	if (s->conntrack.have) {
+		family(b, "conntrack_entries", "gauge", "nf_conntrack entries in the target's namespace, and the table's limit.");
+		sample_l(b, "conntrack_entries", "kind", "used", (double)s->conntrack.entries);
+		sample_l(b, "conntrack_entries", "kind", "max", (double)s->conntrack.max);
+		family(b, "conntrack_drops_total", "counter",
+		       "nf_conntrack statistics of the target's namespace: packets dropped, entries evicted early, inserts failed.");
+		sample_l(b, "conntrack_drops_total", "kind", "drop", (double)s->conntrack.drop);
+		sample_l(b, "conntrack_drops_total", "kind", "early_drop", (double)s->conntrack.early_drop);
+		sample_l(b, "conntrack_drops_total", "kind", "insert_failed", (double)s->conntrack.insert_failed);
+	}
+	family(b, "connections_close_wait", "gauge",
+	       "Connections on the target's listen ports in CLOSE_WAIT: the peer closed, the app did not "
+	       "(read once a peer gave up on an unread connection).");
+	if (s->have_close_wait)
+		sample(b, "connections_close_wait", s->close_wait);
+}
+
 static void render_tcp(const struct cs_snapshot *s, struct sbuf *b)
 {
 	family(b, "tcp_resets_sent_total", "counter", "TCP resets sent on the target's listen ports, by kernel sk_rst_reason.");
@@ -243,6 +297,7 @@ void prom_render(const struct cs_snapshot *s, const struct cs_diagnosis *d,
 	render_process(s, b);
 	render_sockets(s, b);
 	render_queue_time(s, b);
+	render_serving(s, b);
 	render_tcp(s, b);
 	render_coverage(s, b);
 	family(b, "events_lost_total", "counter", "Detail connscope could not keep, by kind; never silent.");

@@ -2,6 +2,7 @@
 /* Sums over a snapshot that the renderers and the diagnosis share. */
 #include "snapshot.h"
 #include <stddef.h>
+#include <errno.h>
 
 uint64_t snapshot_listen_drops(const struct cs_snapshot *s)
 {
@@ -78,4 +79,27 @@ const char *snapshot_probe_state_name(enum cs_probe_state state)
 		return "unavailable";
 	}
 	return "unknown";
+}
+
+uint64_t snapshot_port_unread(const struct cs_port *p)
+{
+	uint64_t done = p->serve.first_read_wait.count + p->serve.closed_unread;
+
+	return p->accepts > done ? p->accepts - done : 0;
+}
+
+uint64_t snapshot_port_errors(const struct cs_snapshot *s, int syscall, int err)
+{
+	uint64_t n = 0;
+
+	for (int i = 0; i < s->n_syserr; i++) {
+		const struct cs_syserr *e = &s->syserr[i];
+
+		if (e->syscall != CS_SYS_CONNECT && e->syscall != CS_SYS_BIND)
+			continue;
+		if ((syscall < 0 || e->syscall == syscall) &&
+		    (err ? e->err == err : e->err == EADDRNOTAVAIL || e->err == EADDRINUSE))
+			n += e->count;
+	}
+	return n;
 }

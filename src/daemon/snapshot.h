@@ -33,6 +33,24 @@ struct cs_listener {
 	uint64_t drops;       /* sk_drops: what ss -lntm prints as d<N> */
 };
 
+/* How the app served what it accepted on one port (serve_stats). */
+struct cs_serve {
+	struct cs_hist first_read_wait;
+	uint64_t closed_unread, gave_up, rejected;
+	uint64_t rejected_life_sum_ns;
+	uint64_t rejected_last_bytes_in, rejected_last_bytes_out;
+	uint64_t netfilter_drops; /* SYNs to this port netfilter dropped */
+	uint64_t idle_closes, idle_close_sum_ns; /* app closes after >= 100 ms idle */
+	uint64_t keepalive_resets; /* resets on connections the app had closed */
+};
+
+/* /proc/PID/net/stat/nf_conntrack summed over CPUs, and nf_conntrack_max. */
+struct cs_conntrack {
+	bool have;
+	uint64_t entries, max;
+	uint64_t drop, early_drop, insert_failed;
+};
+
 /* Counters by local listen port, from the probes. */
 struct cs_port {
 	uint16_t port;
@@ -43,6 +61,7 @@ struct cs_port {
 	struct cs_hist accept_wait;
 	struct cs_hist duration;
 	struct cs_queue_time qt; /* the accept queue in time (kernel clock) */
+	struct cs_serve serve;
 };
 
 struct cs_syserr {
@@ -131,6 +150,18 @@ struct cs_snapshot {
 	int n_probes;
 	struct cs_probe probes[CS_PROBES_MAX];
 	bool source_up[CS_SRC_MAX];
+	/* sock_diag: connections on the target's listen ports in CLOSE_WAIT
+	 * (peer closed, app did not), and the longest any waited since its
+	 * peer's last data (tcpi_last_data_recv); read only once a peer gave
+	 * up on an unread connection (have_close_wait) */
+	bool have_close_wait;
+	uint32_t close_wait;
+	double close_wait_oldest_s;
+	/* the target as a client: net.ipv4.ip_local_port_range, and TIME_WAIT
+	 * sockets in the namespace (read only after a connect/bind port error) */
+	int port_range_low, port_range_high;
+	uint32_t time_wait;
+	struct cs_conntrack conntrack;
 
 	double collect_seconds; /* what building this snapshot took */
 };
@@ -144,4 +175,9 @@ uint64_t snapshot_accept_errors(const struct cs_snapshot *s, int err);
 const struct cs_port *snapshot_port(const struct cs_snapshot *s, uint16_t port);
 const char *snapshot_source_name(enum cs_source src);
 const char *snapshot_probe_state_name(enum cs_probe_state state);
+/* connect()/bind() by the target that found no local port (EADDRNOTAVAIL,
+ * EADDRINUSE); syscall is CS_SYS_CONNECT, CS_SYS_BIND, or -1 for both. */
+uint64_t snapshot_port_errors(const struct cs_snapshot *s, int syscall, int err);
+/* Accepted since attach, open, and never read by the app. */
+uint64_t snapshot_port_unread(const struct cs_port *p);
 #endif

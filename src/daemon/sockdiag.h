@@ -3,6 +3,7 @@
  * netlink: accept queue length and limit, and sk_drops per listener. */
 #ifndef CS_SOCKDIAG_H
 #define CS_SOCKDIAG_H
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "snapshot.h"
@@ -26,4 +27,11 @@ int sockdiag_listeners(struct sockdiag *sd, struct cs_listener *out, int max);
  * is to come, -errno on NLMSG_ERROR or a malformed message. */
 int sockdiag_parse_reply(const void *buf, size_t len, uint32_t seq, struct cs_listener *out,
 			 int max, int *n);
+/* net.ipv4.ip_local_port_range of the namespace at start (-1 -1 if unread). */
+void sockdiag_port_range(const struct sockdiag *sd, int *low, int *high);
+/* TCP sockets in state (TCP_CLOSE_WAIT...) whose local port is_port()
+ * accepts (every one if is_port is NULL): their count and, if oldest_s is
+ * not NULL, the longest time since any of them received data. 0 or -errno. */
+int sockdiag_state(struct sockdiag *sd, int state, bool (*is_port)(uint16_t port, void *arg), void *arg,
+		   uint32_t *count, double *oldest_s);
 #endif

@@ -94,3 +94,19 @@ UNIT_TEST(test_tcp_ext_today_and_older_kernel)
 	CHECK(procfs_read_tcp_ext(4243, v) == -ENOENT);
 	procfs_set_root("/proc");
 }
+
+/* Conntrack cannot be filled without a host-wide sysctl (nf_conntrack_max is
+ * one for the machine), so its statistics parser is checked on fixtures: a
+ * 6.x file of a full table (two CPUs) and an older layout. */
+UNIT_TEST(test_conntrack_stats)
+{
+	struct cs_conntrack ct;
+
+	use_fixtures();
+	CHECK(!procfs_read_conntrack(4242, &ct));
+	CHECK(ct.have && ct.entries == 1000 && ct.drop == 8 && ct.early_drop == 2 && ct.insert_failed == 2);
+	CHECK(!procfs_read_conntrack(77, &ct));
+	CHECK(ct.entries == 65534 && ct.drop == 255 && ct.early_drop == 16 && ct.insert_failed == 10);
+	CHECK(procfs_read_conntrack(4243, &ct) == -ENOENT && !ct.have);
+	procfs_set_root("/proc");
+}

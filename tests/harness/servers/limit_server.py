@@ -1,0 +1,52 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""A server with a client limit that answers the excess instead of leaving
+it in the backlog: beyond --limit open connections it accepts, writes an
+error line and closes at once, unread. Connections within the limit are held
+until the peer closes. Prints READY <port>, then STATS lines (its own
+counts: accepted, rejected, open)."""
+import argparse, json, os, select, socket
+
+p = argparse.ArgumentParser()
+p.add_argument("--host", default="127.0.0.1")
+p.add_argument("--limit", type=int, default=50)
+a = p.parse_args()
+
+stats = {"accepted": 0, "rejected": 0, "open": 0}
+
+
+def report():
+    os.write(1, ("STATS " + json.dumps(stats) + "\n").encode())
+
+
+def main():
+    ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind((a.host, 0))
+    ls.listen(1024)
+    poller = select.poll()
+    poller.register(ls, select.POLLIN)
+    held = {}
+    os.write(1, ("READY %d\n" % ls.getsockname()[1]).encode())
+    while True:
+        for fd, _ in poller.poll(1000):
+            if fd == ls.fileno():
+                c, _ = ls.accept()
+                stats["accepted"] += 1
+                if stats["open"] >= a.limit:
+                    c.send(b"ERROR too many clients\n")
+                    c.close()
+                    stats["rejected"] += 1
+                else:
+                    held[c.fileno()] = c
+                    poller.register(c, select.POLLIN)
+                    stats["open"] += 1
+                report()
+            elif held[fd].recv(4096) == b"":  # the peer closed: so do we
+                poller.unregister(fd)
+                held.pop(fd).close()
+                stats["open"] -= 1
+                report()
+
+
+main()

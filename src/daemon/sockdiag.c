@@ -27,10 +27,29 @@
 
 struct sockdiag {
 	int fd;
-	int somaxconn;
+	/* sysctl files opened inside the namespace keep reading its values
+	 * after the thread left it: read again at every tick, as an admin
+	 * may change them under load */
+	int somaxconn_fd;
+	int syncookies_fd;
 	int port_low, port_high; /* net.ipv4.ip_local_port_range */
 	uint32_t seq;
 };
+
+/* An integer sysctl from a file kept open; -1 if unreadable. */
+static int read_sysctl_fd(int fd)
+{
+	char buf[32];
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	n = pread(fd, buf, sizeof(buf) - 1, 0);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	return atoi(buf);
+}
 
 /* A /proc/sys file of the calling thread's network namespace, or "" */
 static void read_sysctl(const char *path, char *buf, size_t len)
@@ -43,14 +62,6 @@ static void read_sysctl(const char *path, char *buf, size_t len)
 	buf[n > 0 ? n : 0] = '\0';
 }
 
-static int read_somaxconn(void)
-{
-	char buf[32];
-
-	read_sysctl("/proc/sys/net/core/somaxconn", buf, sizeof(buf));
-	return buf[0] ? atoi(buf) : -1;
-}
-
 int sockdiag_new(int pid, struct sockdiag **out)
 {
 	int self_ns = -1, target_ns = -1, err = 0;
@@ -60,7 +71,7 @@ int sockdiag_new(int pid, struct sockdiag **out)
 	sd = calloc(1, sizeof(*sd));
 	if (!sd)
 		return -ENOMEM;
-	sd->fd = -1;
+	sd->fd = sd->somaxconn_fd = sd->syncookies_fd = -1;
 	snprintf(path, sizeof(path), "/proc/%d/ns/net", pid);
 	target_ns = open(path, O_RDONLY | O_CLOEXEC);
 	self_ns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
@@ -79,7 +90,8 @@ int sockdiag_new(int pid, struct sockdiag **out)
 	}
 	sd->fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
 	err = sd->fd < 0 ? -errno : 0;
-	sd->somaxconn = read_somaxconn();
+	sd->somaxconn_fd = open("/proc/sys/net/core/somaxconn", O_RDONLY | O_CLOEXEC);
+	sd->syncookies_fd = open("/proc/sys/net/ipv4/tcp_syncookies", O_RDONLY | O_CLOEXEC);
 	{
 		char range[64];
 
@@ -115,12 +127,21 @@ void sockdiag_free(struct sockdiag *sd)
 		return;
 	if (sd->fd >= 0)
 		close(sd->fd);
+	if (sd->somaxconn_fd >= 0)
+		close(sd->somaxconn_fd);
+	if (sd->syncookies_fd >= 0)
+		close(sd->syncookies_fd);
 	free(sd);
 }
 
 int sockdiag_somaxconn(const struct sockdiag *sd)
 {
-	return sd->somaxconn;
+	return read_sysctl_fd(sd->somaxconn_fd);
+}
+
+int sockdiag_syncookies(const struct sockdiag *sd)
+{
+	return read_sysctl_fd(sd->syncookies_fd);
 }
 
 void sockdiag_port_range(const struct sockdiag *sd, int *low, int *high)

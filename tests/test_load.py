@@ -127,6 +127,9 @@ def test_demo_short_names_the_cause():
           "steps 1 and 2 healthy: %r in:\n%s" % (verdicts, out.stdout[-3000:]))
     check(verdicts.get(3) == "connection_cap",
           "step 3 names the cap: %r in:\n%s" % (verdicts, out.stdout[-3000:]))
+    step3 = dict(zip(map(int, steps[::2]), steps[1::2]))[3]
+    check(re.search(r"^\s+Clients failed because .*connection cap", step3, re.M),
+          "step 3 says the cause in one sentence:\n" + step3)
     post = out.stdout.split("== post-mortem")[1]
     check(re.search(r"verdict: connection_cap", post), "post-mortem names the cause")
     # a link another process just closed is released a moment later: what

@@ -18,6 +18,7 @@ DEB_PACKAGES := clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev libmicrohttp
 	libcjson-dev nettle-dev pkg-config iproute2 curl python3 prometheus nftables \
 	qemu-system-x86 busybox-static kmod file
 DEB_PACKAGES += libseccomp-dev libgnutls28-dev libyaml-dev libcrypt-dev openssl util-linux
+DEB_PACKAGES += iptables
 
 CFLAGS ?= -O2 -g
 WARN := -Wall -Wextra -Werror

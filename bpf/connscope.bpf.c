@@ -121,12 +121,32 @@ struct {
 	__type(value, __u64);
 } event_last_ns SEC(".maps");
 
+/* Feeds connscope_accept_queue_full_seconds_total and the queue causes:
+ * gaps, by local port. A plain hash: timestamps must be the newest over all
+ * CPUs; the rare lost update on a race costs one sample, not a count. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, CS_PORTS_MAX);
+	__type(key, __u16);
+	__type(value, struct cs_queue_time);
+} queue_time SEC(".maps");
+
+/* Written by userspace only: the time a tick saw the port's queue full
+ * (SYN drops leave no trace here); the next accept takes and clears it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, CS_PORTS_MAX);
+	__type(key, __u16);
+	__type(value, __u64);
+} queue_full_seen SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, CS_RINGBUF_BYTES);
 } events SEC(".maps");
 
 static const struct cs_port_stats zero_port_stats;
+static const struct cs_queue_time zero_queue_time;
 static const struct cs_serve_stats zero_serve_stats;
 static const __u64 zero_u64;
 
@@ -361,6 +381,53 @@ static __always_inline void accepted_after_close(struct cs_port_stats *stats)
 	stats->duration_slots[0]++;
 }
 
+static __always_inline struct cs_queue_time *queue_time_get(__u16 port)
+{
+	return map_lookup_or_init(&queue_time, &port, &zero_queue_time);
+}
+
+/* An accept ends a span of a full queue with no accept: its length is the
+ * gap the clients saw, measured here rather than by sampling ticks. */
+static __always_inline void queue_time_on_accept(__u16 port, __u64 now)
+{
+	struct cs_queue_time *q = queue_time_get(port);
+	__u64 *seen = bpf_map_lookup_elem(&queue_full_seen, &port);
+
+	if (!q)
+		return;
+	if (seen && *seen) {
+		if (!q->full_since_ns || *seen < q->full_since_ns)
+			q->full_since_ns = *seen;
+		*seen = 0;
+	}
+	if (q->full_since_ns && q->full_since_ns < now) {
+		__u64 gap = q->last_accept_ns && q->last_accept_ns < q->full_since_ns ?
+				    now - q->last_accept_ns : now - q->full_since_ns;
+
+		q->full_total_ns += now - q->full_since_ns;
+		q->last_gap_ns = gap;
+		if (gap > q->longest_gap_ns)
+			q->longest_gap_ns = gap;
+		q->gaps++;
+		q->full_since_ns = 0;
+	}
+	if (q->last_local_close_ns && now - q->last_local_close_ns < CS_CAP_CLOSE_NS)
+		q->accepts_after_close++;
+	q->last_accept_ns = now;
+}
+
+/* The app closed one of its accepted connections (close() sent a FIN, or
+ * aborted it): under a connection cap this is what lets the next one in. */
+static __always_inline void queue_time_on_local_close(__u16 port)
+{
+	struct cs_queue_time *q = queue_time_get(port);
+
+	if (!q)
+		return;
+	q->last_local_close_ns = bpf_ktime_get_ns();
+	q->local_closes++;
+}
+
 /* Serving: did the app read what it accepted? Its first copy of data marks
  * the connection; a peer that sent a request and left before that gave up
  * on an app that accepted but did not serve. */
@@ -504,6 +571,7 @@ static __always_inline void on_accepted(struct sock *sk)
 	if (!stats)
 		return;
 	stats->accepts++;
+	queue_time_on_accept(port, now);
 	conn = bpf_map_lookup_elem(&conns, &key);
 	if (!conn) {
 		/* Established before attach, or accept() took the child off the
@@ -760,7 +828,7 @@ int BPF_PROG(on_set_state, const struct sock *sk, const int oldstate, const int 
 	 * connection: the states (arguments, free to read) decide first. */
 	if (newstate != TCP_LISTEN && newstate != TCP_ESTABLISHED &&
 	    newstate != TCP_FIN_WAIT1 && newstate != TCP_CLOSE_WAIT &&
-	    newstate != TCP_CLOSE)
+	    newstate != TCP_LAST_ACK && newstate != TCP_CLOSE)
 		return 0;
 	if (newstate == TCP_ESTABLISHED && oldstate != TCP_SYN_RECV)
 		return 0; /* an active open: not a connection the target accepts */
@@ -786,6 +854,12 @@ int BPF_PROG(on_set_state, const struct sock *sk, const int oldstate, const int 
 	conn = bpf_map_lookup_elem(&conns, &key);
 	if (!conn)
 		return 0;
+	/* FIN_WAIT1, LAST_ACK, and CLOSE straight from ESTABLISHED/CLOSE_WAIT
+	 * (an abort) are the app closing its end */
+	if ((conn->flags & CS_CONN_ACCEPTED) &&
+	    (newstate == TCP_FIN_WAIT1 || newstate == TCP_LAST_ACK ||
+	     (newstate == TCP_CLOSE && (oldstate == TCP_ESTABLISHED || oldstate == TCP_CLOSE_WAIT))))
+		queue_time_on_local_close(conn->port);
 	serve_on_state(sk, conn, newstate);
 	if (newstate == TCP_FIN_WAIT1 && !(conn->flags & CS_CONN_REMOTE_FIN))
 		conn_flag_set(conn, CS_CONN_LOCAL_FIN);
@@ -926,6 +1000,36 @@ int BPF_PROG(on_retransmit_synack, const struct sock *sk, const struct request_s
 {
 	if (sk_is_targets(sk))
 		count(CS_CNT_SYNACK_RETRANS);
+	return 0;
+}
+
+/* A handshake ACK dropped because the listener's accept queue was full: a
+ * client that believes it connected. Kernels whose kfree_skb carries the
+ * listener (rx_sk, 6.12+) and SKB_DROP_REASON_TCP_LISTEN_OVERFLOW (5.19+);
+ * userspace does not load this program elsewhere. Every freed packet on the
+ * host passes here: the reason, an argument, decides first. */
+SEC("tp_btf/kfree_skb")
+int BPF_PROG(on_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_reason reason,
+	     struct sock *rx_sk)
+{
+	struct cs_queue_time *q;
+	__u16 port;
+
+	if (!bpf_core_enum_value_exists(enum skb_drop_reason, SKB_DROP_REASON_TCP_LISTEN_OVERFLOW))
+		return 0;
+	if (reason != bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_TCP_LISTEN_OVERFLOW))
+		return 0;
+	if (!rx_sk)
+		return 0;
+	port = BPF_CORE_READ(rx_sk, __sk_common.skc_num);
+	if (!sk_is_watched(rx_sk, port))
+		return 0;
+	q = queue_time_get(port);
+	if (!q)
+		return 0;
+	__sync_fetch_and_add(&q->ack_drops, 1);
+	if (!q->full_since_ns)
+		q->full_since_ns = bpf_ktime_get_ns();
 	return 0;
 }
 

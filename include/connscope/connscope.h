@@ -126,6 +126,25 @@ struct cs_port_stats {
 	__u64 duration_sum_ns;
 };
 
+/* Per local listen port, the accept queue in time (one shared value, not
+ * per-CPU: the timestamps must be the latest over all CPUs). All times are
+ * CLOCK_MONOTONIC ns (bpf_ktime_get_ns). */
+struct cs_queue_time {
+	__u64 last_accept_ns;
+	__u64 last_local_close_ns;  /* the app closed an accepted connection */
+	__u64 full_since_ns;        /* queue seen full with no accept since; 0: not */
+	__u64 full_total_ns;        /* closed spans full -> next accept */
+	__u64 longest_gap_ns;       /* longest no-accept span that held a full queue */
+	__u64 last_gap_ns;          /* the latest such span */
+	__u64 gaps;                 /* how many spans ended */
+	__u64 ack_drops;            /* handshake ACKs dropped: TCP_LISTEN_OVERFLOW */
+	__u64 accepts_after_close;  /* accepts within CS_CAP_CLOSE_NS of a local close */
+	__u64 local_closes;         /* accepted connections the app closed */
+};
+/* An accept this soon after the app closed a connection follows that close:
+ * a connection cap lets one in per close. */
+#define CS_CAP_CLOSE_NS (5ULL * 1000 * 1000)
+
 #define CS_CONN_ACCEPTED     0x1
 #define CS_CONN_LOCAL_FIN    0x2
 #define CS_CONN_REMOTE_FIN   0x4

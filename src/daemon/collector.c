@@ -37,6 +37,8 @@ struct collector {
 	struct history *history;
 	struct events *events;
 	struct inode_set owned, not_owned;
+	uint16_t served[CS_LISTENERS_MAX]; /* ports the target's listeners had */
+	int n_served;
 	struct cs_snapshot cur;       /* newest */
 	struct cs_snapshot tick_prev; /* at the last tick, for history deltas */
 	uint64_t seq;
@@ -159,6 +161,28 @@ static void filter_listeners(struct collector *c, struct cs_snapshot *s, const i
 			s->listeners[n++] = *l;
 	}
 	s->n_listeners = n;
+}
+
+/* Ports the target listened on and listens on no more: a reset "no
+ * socket" there is a closed port, elsewhere a late segment. */
+static void count_closed_ports(struct collector *c, struct cs_snapshot *s)
+{
+	s->ports_closed = 0;
+	for (int j = 0; j < s->n_listeners; j++) {
+		bool known = false;
+
+		for (int i = 0; i < c->n_served && !known; i++)
+			known = c->served[i] == s->listeners[j].port;
+		if (!known && c->n_served < CS_LISTENERS_MAX)
+			c->served[c->n_served++] = s->listeners[j].port;
+	}
+	for (int i = 0; i < c->n_served; i++) {
+		bool up = false;
+
+		for (int j = 0; j < s->n_listeners && !up; j++)
+			up = s->listeners[j].port == c->served[i];
+		s->ports_closed += !up;
+	}
 }
 
 /* Names each port's counters after its listener; a listener that has not
@@ -312,6 +336,8 @@ static int read_processes(struct collector *c, struct cs_snapshot *s, int *pids,
 	s->threads = 0;
 	s->rss_bytes = 0;
 	s->n_procs = 0;
+	s->cpu_seconds = 0;
+	s->stopped_processes = 0;
 	for (int i = 0; i < npids && s->n_procs < CS_TARGETS_MAX; i++) {
 		struct cs_proc_info *pi = &s->procs[s->n_procs];
 		long peak = 0;
@@ -344,6 +370,9 @@ static int read_processes(struct collector *c, struct cs_snapshot *s, int *pids,
 		s->n_procs++;
 		s->threads += pr.threads;
 		s->rss_bytes += pr.rss_bytes;
+		s->cpu_seconds += (double)pr.cpu_ticks / (double)sysconf(_SC_CLK_TCK);
+		if (pr.state == 'T' || pr.state == 't')
+			s->stopped_processes++;
 		if (pids[i] == c->pid)
 			memcpy(s->comm, pr.comm, sizeof(s->comm));
 		ratio = pr.fd_soft > 0 ? (double)pr.open_fds / pr.fd_soft : 0;
@@ -371,6 +400,24 @@ static int live_targets(struct collector *c, int *pids, int n)
 		if (procfs_alive(pids[i]) && (pids[i] != c->pid || target_alive(c)))
 			pids[live++] = pids[i];
 	return live;
+}
+
+/* A listener seen full starts a span the kernel closes at the next accept
+ * (SYN drops leave no kernel trace of their own). */
+static void mark_full_queues(struct collector *c, struct cs_snapshot *s)
+{
+	for (int i = 0; i < s->n_listeners; i++) {
+		const struct cs_listener *l = &s->listeners[i];
+		struct cs_port *p = (struct cs_port *)snapshot_port(s, l->port);
+		uint64_t since;
+
+		if (!l->queue_limit || l->queue_len < l->queue_limit)
+			continue;
+		if (probes_mark_queue_full(c->probes, l->port, s->mono_ns, &since))
+			continue;
+		if (p && (!p->qt.full_since_ns || since < p->qt.full_since_ns))
+			p->qt.full_since_ns = since;
+	}
 }
 
 /* Builds c->cur from the kernel. Called with the lock held. */
@@ -406,6 +453,9 @@ static void collect(struct collector *c)
 		source_result(c, s, CS_SRC_SOCK_DIAG, n < 0 ? n : 0);
 		s->n_listeners = n < 0 ? 0 : n;
 		filter_listeners(c, s, pids, npids);
+		count_closed_ports(c, s);
+		s->somaxconn = sockdiag_somaxconn(c->sockdiag);
+		s->syncookies = sockdiag_syncookies(c->sockdiag);
 	} else {
 		s->processes = 0;
 	}
@@ -414,6 +464,8 @@ static void collect(struct collector *c)
 		read_sockets(c, s); /* after the probes: it asks what they saw */
 	label_ports(c, s);
 	s->mono_s = mono_now();
+	s->mono_ns = (uint64_t)(s->mono_s * 1e9);
+	mark_full_queues(c, s);
 	s->collect_seconds = s->mono_s - t0;
 }
 
@@ -496,7 +548,6 @@ int collector_new(int pid, bool verbose, struct collector **out)
 		goto cleanup;
 	}
 	collect(c);
-	c->cur.somaxconn = sockdiag_somaxconn(c->sockdiag);
 	c->tick_prev = c->cur;
 	*out = c;
 	return 0;
@@ -690,7 +741,6 @@ bool collector_tick(struct collector *c)
 	if (c->exited && c->follow.on && (next = find_successor(c)) > 0)
 		attach_successor(c, next);
 	collect(c);
-	c->cur.somaxconn = sockdiag_somaxconn(c->sockdiag);
 	history_point(&c->tick_prev, &c->cur, &pt);
 	history_push(c->history, &pt);
 	push_overflow_events(c, &c->tick_prev, &c->cur);
@@ -714,10 +764,8 @@ void collector_snapshot_live(struct collector *c, struct cs_snapshot *out, doubl
 			     struct cs_point *live)
 {
 	pthread_mutex_lock(&c->lock);
-	if (max_age_s >= 0 && mono_now() - c->cur.mono_s > max_age_s) {
+	if (max_age_s >= 0 && mono_now() - c->cur.mono_s > max_age_s)
 		collect(c);
-		c->cur.somaxconn = sockdiag_somaxconn(c->sockdiag);
-	}
 	*out = c->cur;
 	if (live)
 		history_point(&c->tick_prev, &c->cur, live);

@@ -8,8 +8,8 @@
 #include "sbuf.h"
 #include "snapshot.h"
 
-#define CS_CAUSES_MAX 12
-#define CS_EVIDENCE_MAX 20
+#define CS_CAUSES_MAX 16
+#define CS_EVIDENCE_MAX 28
 
 struct cs_evidence {
 	char name[40];
@@ -35,6 +35,7 @@ struct cs_cause {
 
 struct cs_diagnosis {
 	const char *verdict;   /* top cause id, or "healthy" */
+	char summary[320];     /* one sentence a team lead acts on */
 	double window_seconds; /* what the history points covered */
 	int n_causes;
 	struct cs_cause causes[CS_CAUSES_MAX]; /* ranked; "healthy" alone when none */

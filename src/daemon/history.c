@@ -56,31 +56,6 @@ static double hist_delta_quantile(const struct cs_hist *cur, const struct cs_his
 	return (double)(1ULL << CS_HIST_SLOTS) / 1e6;
 }
 
-static void listener_point(const struct cs_snapshot *prev, const struct cs_snapshot *cur,
-			   const struct cs_listener *l, struct cs_point_listener *o)
-{
-	const struct cs_port *pc = snapshot_port(cur, l->port), *pp = snapshot_port(prev, l->port);
-	uint64_t before = 0, closed = 0;
-
-	memset(o, 0, sizeof(*o));
-	memcpy(o->label, l->label, sizeof(o->label));
-	o->port = l->port;
-	o->queue_len = l->queue_len;
-	o->queue_limit = l->queue_limit;
-	for (int j = 0; j < prev->n_listeners; j++)
-		if (prev->listeners[j].inode == l->inode)
-			before = prev->listeners[j].drops;
-	o->drops = delta(l->drops, before);
-	if (!pc)
-		return;
-	o->accepts = delta(pc->accepts, pp ? pp->accepts : 0);
-	for (int i = 0; i < CS_INIT_MAX; i++)
-		closed += pc->closed[i];
-	o->open = pc->accepts >= closed ? (long)(pc->accepts - closed) : 0;
-	o->accept_wait_p50_s = hist_delta_quantile(&pc->accept_wait, pp ? &pp->accept_wait : NULL, 0.5);
-	o->accept_wait_p99_s = hist_delta_quantile(&pc->accept_wait, pp ? &pp->accept_wait : NULL, 0.99);
-}
-
 static uint64_t resets_named(const struct cs_snapshot *s, const char *const *labels)
 {
 	uint64_t n = 0;
@@ -104,6 +79,67 @@ static const char *const abort_reasons[] = {
 static const char *const abort_reasons_before_6_10[] = { "not_specified", NULL };
 static const char *const no_socket_reasons[] = { "no_socket", NULL };
 static const char *const memory_reasons[] = { "tcp_abort_on_memory", NULL };
+
+/* ns of a running full span at the snapshot's time, else 0 */
+static uint64_t full_running_ns(const struct cs_snapshot *s, const struct cs_port *pt)
+{
+	if (!pt || !pt->qt.full_since_ns || pt->qt.full_since_ns > s->mono_ns)
+		return 0;
+	return s->mono_ns - pt->qt.full_since_ns;
+}
+
+/* The span with no accept that a running full span belongs to (as the
+ * kernel measures it when the span ends, see queue_time_on_accept). */
+static uint64_t gap_running_ns(const struct cs_snapshot *s, const struct cs_port *pt)
+{
+	if (!full_running_ns(s, pt))
+		return 0;
+	if (pt->qt.last_accept_ns && pt->qt.last_accept_ns < pt->qt.full_since_ns)
+		return s->mono_ns - pt->qt.last_accept_ns;
+	return s->mono_ns - pt->qt.full_since_ns;
+}
+
+static void listener_point(const struct cs_snapshot *prev, const struct cs_snapshot *cur,
+			   const struct cs_listener *l, double seconds, struct cs_point_listener *o)
+{
+	const struct cs_port *pc = snapshot_port(cur, l->port), *pp = snapshot_port(prev, l->port);
+	static const struct cs_port none;
+	uint64_t before = 0, closed = 0;
+	double full;
+
+	memset(o, 0, sizeof(*o));
+	memcpy(o->label, l->label, sizeof(o->label));
+	o->port = l->port;
+	o->queue_len = l->queue_len;
+	o->queue_limit = l->queue_limit;
+	o->full = l->queue_limit && l->queue_len >= l->queue_limit;
+	for (int j = 0; j < prev->n_listeners; j++)
+		if (prev->listeners[j].inode == l->inode)
+			before = prev->listeners[j].drops;
+	o->drops = delta(l->drops, before);
+	if (!pc)
+		return;
+	if (!pp)
+		pp = &none;
+	o->ack_drops = delta(pc->qt.ack_drops, pp->qt.ack_drops);
+	o->accepts = delta(pc->accepts, pp->accepts);
+	o->local_closes = delta(pc->qt.local_closes, pp->qt.local_closes);
+	o->accepts_after_close = delta(pc->qt.accepts_after_close, pp->qt.accepts_after_close);
+	for (int i = 0; i < CS_INIT_MAX; i++)
+		closed += pc->closed[i];
+	o->open = pc->accepts >= closed ? (long)(pc->accepts - closed) : 0;
+	full = (double)delta(pc->qt.full_total_ns, pp->qt.full_total_ns) +
+	       (double)full_running_ns(cur, pc) - (double)full_running_ns(prev, pp);
+	full /= 1e9;
+	o->full_seconds = full < 0 ? 0 : full > seconds ? seconds : full;
+	o->gap_seconds = gap_running_ns(cur, pc) / 1e9;
+	if (pc->qt.gaps != pp->qt.gaps && pc->qt.last_gap_ns / 1e9 > o->gap_seconds)
+		o->gap_seconds = pc->qt.last_gap_ns / 1e9;
+	o->accept_wait_sum_s = delta(pc->accept_wait.sum_ns, pp->accept_wait.sum_ns) / 1e9;
+	o->accept_wait_count = delta(pc->accept_wait.count, pp->accept_wait.count);
+	o->accept_wait_p50_s = hist_delta_quantile(&pc->accept_wait, &pp->accept_wait, 0.5);
+	o->accept_wait_p99_s = hist_delta_quantile(&pc->accept_wait, &pp->accept_wait, 0.99);
+}
 
 /* serve_stats sums over every port, deltas from prev, levels from cur. */
 static void serve_point(const struct cs_snapshot *prev, const struct cs_snapshot *cur, struct cs_point *p)
@@ -186,6 +222,12 @@ void history_point(const struct cs_snapshot *prev, const struct cs_snapshot *cur
 	serve_point(prev, cur, p);
 	p->open_fds = cur->open_fds;
 	p->fd_soft = cur->fd_soft;
+	p->fd_pid = cur->fd_pid;
+	p->cpu_seconds = prev->mono_s && cur->cpu_seconds >= prev->cpu_seconds ?
+				 cur->cpu_seconds - prev->cpu_seconds : 0;
+	p->stopped_processes = cur->stopped_processes;
+	for (int i = 0; i < cur->n_listeners && p->n_listeners < CS_POINT_LISTENERS; i++)
+		listener_point(prev, cur, &cur->listeners[i], p->seconds, &p->listeners[p->n_listeners++]);
 	p->target_up = cur->target_up;
 	for (int i = 0; i < cur->n_listeners; i++) {
 		const struct cs_listener *l = &cur->listeners[i];
@@ -198,8 +240,6 @@ void history_point(const struct cs_snapshot *prev, const struct cs_snapshot *cur
 		if (l->queue_limit && l->queue_len >= l->queue_limit)
 			p->queue_full = true;
 	}
-	for (int i = 0; i < cur->n_listeners && p->n_listeners < CS_POINT_LISTENERS; i++)
-		listener_point(prev, cur, &cur->listeners[i], &p->listeners[p->n_listeners++]);
 }
 
 void history_push(struct history *h, const struct cs_point *p)

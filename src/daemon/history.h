@@ -11,17 +11,28 @@
 #define CS_HISTORY_POINTS 900
 
 /* Listeners kept per point, the first ones sock_diag lists; more than a
- * server has, and 900 points of them stay under 1 MB. */
+ * server has, and 900 points of them stay under 2 MB. */
 #define CS_POINT_LISTENERS 8
 
-/* One listener over one interval, as the live page charts it. */
+/* One listener over one interval: its queue, its drops, its accepts, in
+ * time (the diagnosis judges each listener on these; the live page charts
+ * them). */
 struct cs_point_listener {
 	char label[CS_LABEL_LEN];
 	uint16_t port;
+	bool full;               /* at or past its limit at the end */
 	uint32_t queue_len, queue_limit;
 	uint64_t drops;          /* sk_drops delta (packets: SYNs and ACKs) */
+	uint64_t ack_drops;      /* handshake ACKs dropped, counted by the kernel */
 	uint64_t accepts;        /* of its port */
+	uint64_t local_closes;   /* accepted connections the app closed */
+	uint64_t accepts_after_close; /* accepts right after such a close */
 	long open;               /* accepted and not closed, at the end */
+	double full_seconds;     /* time the queue was full in the interval */
+	double gap_seconds;      /* longest no-accept span with a full queue
+				  * running at the end or ended in the interval */
+	double accept_wait_sum_s;/* time this interval's accepts had waited */
+	uint64_t accept_wait_count;
 	/* of this interval's accepts, from the log2 slots; 0 without any */
 	double accept_wait_p50_s, accept_wait_p99_s;
 };
@@ -54,8 +65,11 @@ struct cs_point {
 	uint64_t keepalive_resets; /* resets on connections the app had closed */
 	uint64_t idle_closes;      /* app closes of served connections after idling */
 	/* levels at the end of the interval */
-	long open_fds;
-	long fd_soft;
+	long open_fds;           /* of fd_pid, the process nearest its own limit */
+	long fd_soft;            /* fd_pid's soft limit at this tick */
+	int fd_pid;
+	double cpu_seconds;      /* CPU time all target processes got */
+	int stopped_processes;   /* target processes stopped (SIGSTOP) at the end */
 	int n_listeners;
 	struct cs_point_listener listeners[CS_POINT_LISTENERS];
 	uint32_t queue_len;      /* of the listener nearest its limit */

@@ -223,6 +223,7 @@ char *json_diagnosis(const struct cs_diagnosis *d)
 	cJSON *root = cJSON_CreateObject(), *arr;
 
 	cJSON_AddStringToObject(root, "verdict", d->verdict);
+	cJSON_AddStringToObject(root, "summary", d->summary);
 	cJSON_AddNumberToObject(root, "window_seconds", d->window_seconds);
 	arr = cJSON_AddArrayToObject(root, "causes");
 	for (int i = 0; i < d->n_causes; i++) {

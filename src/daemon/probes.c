@@ -52,6 +52,10 @@ static const struct tp_form {
 	/* mark_victim(task, uid) from 6.8 (6.1.y and 6.6.y stable got it too);
 	 * before that it passes only a pid */
 	{ "on_mark_victim", 2, NULL },
+	/* 6.12 added rx_sk, the socket a dropped packet was for: the listener
+	 * of a handshake ACK dropped at a full accept queue. Without it those
+	 * drops are estimated by the diagnosis (it says so). */
+	{ "on_kfree_skb", 4, NULL },
 };
 
 /* Programs without which connscope has nothing to say: their failure stops it. */
@@ -67,6 +71,7 @@ struct probes {
 	void *fn_arg;
 	uint32_t netns_ino;
 	uint64_t events_seen;
+	bool ack_drops_exact; /* on_kfree_skb loaded */
 	int n_probes;
 	struct cs_probe probes[CS_PROBES_MAX];
 	/* programs the verifier refused in an earlier load attempt */
@@ -364,6 +369,7 @@ int probes_new(uint32_t netns_ino, bool verbose, probes_event_fn fn, void *arg, 
 	err = load_programs(p, netns_ino);
 	if (err)
 		goto cleanup;
+	p->ack_drops_exact = bpf_program__autoload(p->skel->progs.on_kfree_skb);
 	err = connscope_bpf__attach(p->skel);
 	if (err) {
 		fprintf(stderr, "connscope: attaching tracepoints failed: %s (run with -v)\n",
@@ -658,11 +664,71 @@ static void read_syscall_errors(struct probes *p, struct cs_snapshot *s)
 	}
 }
 
+/* The queue_time map into the ports read by read_ports (a port with only
+ * queue_time, no accept yet, gets a row of its own). */
+static void read_queue_time(struct probes *p, struct cs_snapshot *s)
+{
+	struct bpf_map *m = p->skel->maps.queue_time;
+	struct cs_queue_time v;
+	__u16 key, next;
+	void *prev = NULL;
+
+	s->ack_drops_exact = p->ack_drops_exact;
+	while (!bpf_map__get_next_key(m, prev, &next, sizeof(next))) {
+		struct cs_port *port = NULL;
+
+		key = next;
+		prev = &key;
+		if (bpf_map__lookup_elem(m, &key, sizeof(key), &v, sizeof(v), 0))
+			continue;
+		for (int i = 0; i < s->n_ports && !port; i++)
+			if (s->ports[i].port == key)
+				port = &s->ports[i];
+		if (!port) {
+			if (s->n_ports >= CS_PORTS_SHOWN_MAX)
+				continue;
+			port = &s->ports[s->n_ports++];
+			memset(port, 0, sizeof(*port));
+			port->port = key;
+		}
+		port->qt = v;
+	}
+	for (int i = 0; i < s->n_ports; i++) {
+		__u16 k = s->ports[i].port;
+		__u64 seen = 0;
+
+		if (!bpf_map__lookup_elem(p->skel->maps.queue_full_seen, &k, sizeof(k), &seen,
+					  sizeof(seen), 0) && seen &&
+		    (!s->ports[i].qt.full_since_ns || seen < s->ports[i].qt.full_since_ns))
+			s->ports[i].qt.full_since_ns = seen;
+	}
+}
+
+int probes_mark_queue_full(struct probes *p, uint16_t port, uint64_t mono_ns, uint64_t *since_ns)
+{
+	struct bpf_map *m = p->skel->maps.queue_full_seen;
+	__u16 key = port;
+	__u64 v = 0;
+
+	/* the span starts at the first tick that saw it full: an earlier
+	 * mark, not yet taken by an accept, stays */
+	if (!bpf_map__lookup_elem(m, &key, sizeof(key), &v, sizeof(v), 0) && v) {
+		*since_ns = v;
+		return 0;
+	}
+	v = mono_ns;
+	*since_ns = v;
+	if (bpf_map__update_elem(m, &key, sizeof(key), &v, sizeof(v), BPF_ANY))
+		return -errno;
+	return 0;
+}
+
 int probes_read(struct probes *p, struct cs_snapshot *s)
 {
 	int err = 0;
 
 	read_ports(p, s);
+	read_queue_time(p, s);
 	read_serve(p, s);
 	read_syscall_errors(p, s);
 	for (__u32 i = 0; i < CS_RST_REASONS_MAX; i++)

@@ -26,6 +26,10 @@ int probes_targets(struct probes *p, int *out, int max);
 /* Reads every counter map into s (accepts, errors, resets, ports, counters)
  * and the state of each probe. 0, or -errno if a map could not be read. */
 int probes_read(struct probes *p, struct cs_snapshot *s);
+/* A tick saw the listener on port full: starts its full span at mono_ns
+ * (CLOCK_MONOTONIC ns) unless one is running; *since_ns gets the span's
+ * start. 0 or -errno. */
+int probes_mark_queue_full(struct probes *p, uint16_t port, uint64_t mono_ns, uint64_t *since_ns);
 /* Delivers pending ring-buffer events; waits up to timeout_ms. */
 int probes_poll(struct probes *p, int timeout_ms);
 /* Bytes of kernel memory the maps hold (for the benchmark and /metrics). */

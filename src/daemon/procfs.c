@@ -97,12 +97,26 @@ int procfs_tgid(int pid)
 	return tgid;
 }
 
+/* State and CPU time of /proc/PID/stat. */
+static int read_cpu(int pid, struct cs_proc *out)
+{
+	char path[320], buf[1024];
+	int err;
+
+	snprintf(path, sizeof(path), "%s/%d/stat", proc_root, pid);
+	err = read_text(path, buf, sizeof(buf));
+	return err ? err : procfs_parse_stat_cpu(buf, &out->state, &out->cpu_ticks);
+}
+
 int procfs_read_process(int pid, struct cs_proc *out)
 {
 	int err;
 
 	memset(out, 0, sizeof(*out));
 	err = read_status(pid, out);
+	if (err)
+		return err;
+	err = read_cpu(pid, out);
 	if (err)
 		return err;
 	err = read_limits(pid, &out->fd_soft, &out->fd_hard);
@@ -366,6 +380,18 @@ int procfs_parse_stat(const char *buf, int *ppid, uint64_t *start_time)
 	if (!p || !*p)
 		return -EIO;
 	*start_time = strtoull(p, NULL, 10);
+	return 0;
+}
+
+int procfs_parse_stat_cpu(const char *buf, char *state, uint64_t *cpu_ticks)
+{
+	const char *p = strrchr(buf, ')');
+	unsigned long long ut, st;
+
+	if (!p || p[1] != ' ' ||
+	    sscanf(p + 2, "%c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", state, &ut, &st) != 3)
+		return -EIO;
+	*cpu_ticks = ut + st;
 	return 0;
 }
 

@@ -17,6 +17,8 @@ struct cs_proc {
 	long threads;
 	uint64_t rss_bytes;
 	char comm[32];
+	char state;          /* R, S, D, T (stopped), t (traced), Z */
+	uint64_t cpu_ticks;  /* utime + stime, in USER_HZ ticks */
 };
 
 /* Reads ROOT/PID/... instead of /proc/PID/... (the unit tests' fixtures). */
@@ -65,4 +67,7 @@ int procfs_parse_tcp_ext(const char *buf, uint64_t vals[CS_TE_MAX]);
 /* PPID and start time (fields 4 and 22) of a /proc/PID/stat line; the comm
  * in parentheses may hold spaces and ')'. 0 or -EIO. */
 int procfs_parse_stat(const char *buf, int *ppid, uint64_t *start_time);
+/* State (field 3) and utime+stime in clock ticks (fields 14, 15) of a
+ * /proc/PID/stat line. 0 or -EIO. */
+int procfs_parse_stat_cpu(const char *buf, char *state, uint64_t *cpu_ticks);
 #endif

@@ -150,6 +150,49 @@ static void render_sockets(const struct cs_snapshot *s, struct sbuf *b)
 		histogram(b, "connection_duration_seconds", s->ports[i].label, &s->ports[i].duration);
 }
 
+/* Wall-clock seconds of a kernel CLOCK_MONOTONIC timestamp, 0 if never. */
+static double unix_seconds(const struct cs_snapshot *s, uint64_t mono_ns)
+{
+	if (!mono_ns)
+		return 0;
+	return s->unix_ms / 1e3 - ((double)s->mono_ns - (double)mono_ns) / 1e9;
+}
+
+/* The accept queue in time, measured by the kernel (queue_time map). */
+static void render_queue_time(const struct cs_snapshot *s, struct sbuf *b)
+{
+	family(b, "accept_queue_full_seconds_total", "counter",
+	       "Time the accept queue was full with no accept, ended at the next accept.");
+	for (int i = 0; i < s->n_ports; i++) {
+		const struct cs_port *p = &s->ports[i];
+		uint64_t ns = p->qt.full_total_ns;
+
+		if (p->qt.full_since_ns && p->qt.full_since_ns < s->mono_ns)
+			ns += s->mono_ns - p->qt.full_since_ns;
+		sample_l(b, "accept_queue_full_seconds_total", "listener", p->label, ns / 1e9);
+	}
+	family(b, "accept_queue_longest_gap_seconds", "gauge",
+	       "Longest time with no accept while the accept queue was full, since attach.");
+	for (int i = 0; i < s->n_ports; i++)
+		sample_l(b, "accept_queue_longest_gap_seconds", "listener", s->ports[i].label,
+			 s->ports[i].qt.longest_gap_ns / 1e9);
+	family(b, "last_accept_timestamp_seconds", "gauge", "When the application last accepted (0: not since attach).");
+	for (int i = 0; i < s->n_ports; i++)
+		sample_l(b, "last_accept_timestamp_seconds", "listener", s->ports[i].label,
+			 unix_seconds(s, s->ports[i].qt.last_accept_ns));
+	family(b, "last_local_close_timestamp_seconds", "gauge",
+	       "When the application last closed an accepted connection (0: not since attach).");
+	for (int i = 0; i < s->n_ports; i++)
+		sample_l(b, "last_local_close_timestamp_seconds", "listener", s->ports[i].label,
+			 unix_seconds(s, s->ports[i].qt.last_local_close_ns));
+	if (!s->ack_drops_exact)
+		return;
+	family(b, "listen_ack_drops_total", "counter",
+	       "Handshake ACKs dropped for a full accept queue (kfree_skb TCP_LISTEN_OVERFLOW): clients that believe they connected.");
+	for (int i = 0; i < s->n_ports; i++)
+		sample_l(b, "listen_ack_drops_total", "listener", s->ports[i].label, (double)s->ports[i].qt.ack_drops);
+}
+
 /* Did the app serve what it accepted (first read, unread, abandoned, rejected)? */
 static void render_serving(const struct cs_snapshot *s, struct sbuf *b)
 {
@@ -256,6 +299,7 @@ void prom_render(const struct cs_snapshot *s, const struct cs_diagnosis *d,
 	sbuf_printf(b, "connscope_build_info{version=\"%s\"} 1\n", CS_VERSION);
 	render_process(s, b);
 	render_sockets(s, b);
+	render_queue_time(s, b);
 	render_serving(s, b);
 	render_tcp(s, b);
 	render_coverage(s, b);

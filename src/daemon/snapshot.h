@@ -61,6 +61,7 @@ struct cs_port {
 	uint64_t closed_before_accept;
 	struct cs_hist accept_wait;
 	struct cs_hist duration;
+	struct cs_queue_time qt; /* the accept queue in time (kernel clock) */
 	struct cs_serve serve;
 };
 
@@ -133,7 +134,14 @@ struct cs_snapshot {
 	long fd_peak;      /* highest open_fds seen at any tick */
 	long threads;      /* all target processes */
 	uint64_t rss_bytes;/* all target processes */
-	int somaxconn;     /* of the target's namespace, read each tick */
+	int somaxconn;     /* of the target's network namespace, this tick */
+	int syncookies;    /* net.ipv4.tcp_syncookies there, this tick */
+	/* CPU time of all target processes (utime+stime), and how many were
+	 * stopped (state T/t: SIGSTOP, a debugger) at this tick */
+	double cpu_seconds;
+	int stopped_processes;
+	bool ack_drops_exact; /* ports' qt.ack_drops counted (kfree_skb has rx_sk) */
+	uint64_t mono_ns;  /* mono_s in ns, the clock of the qt timestamps */
 	int n_procs;
 	struct cs_proc_info procs[CS_TARGETS_MAX];
 	uint64_t procs_not_read; /* alive but /proc unreadable, summed over ticks */
@@ -149,6 +157,7 @@ struct cs_snapshot {
 	struct cs_port ports[CS_PORTS_SHOWN_MAX];
 
 	/* sock_diag */
+	int ports_closed;  /* ports the target listened on with no listener now */
 	int n_listeners;
 	struct cs_listener listeners[CS_LISTENERS_MAX];
 

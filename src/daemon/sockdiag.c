@@ -27,13 +27,29 @@
 
 struct sockdiag {
 	int fd;
-	/* /proc/sys/net/core/somaxconn opened inside the target's namespace: a
-	 * sysctl file is bound to the namespace it was opened in, so re-reading
-	 * it each tick follows a change there without entering it again */
+	/* sysctl files opened inside the namespace keep reading its values
+	 * after the thread left it: read again at every tick, as an admin
+	 * may change them under load */
 	int somaxconn_fd;
+	int syncookies_fd;
 	int port_low, port_high; /* net.ipv4.ip_local_port_range */
 	uint32_t seq;
 };
+
+/* An integer sysctl from a file kept open; -1 if unreadable. */
+static int read_sysctl_fd(int fd)
+{
+	char buf[32];
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	n = pread(fd, buf, sizeof(buf) - 1, 0);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	return atoi(buf);
+}
 
 /* A /proc/sys file of the calling thread's network namespace, or "" */
 static void read_sysctl(const char *path, char *buf, size_t len)
@@ -55,8 +71,7 @@ int sockdiag_new(int pid, struct sockdiag **out)
 	sd = calloc(1, sizeof(*sd));
 	if (!sd)
 		return -ENOMEM;
-	sd->fd = -1;
-	sd->somaxconn_fd = -1;
+	sd->fd = sd->somaxconn_fd = sd->syncookies_fd = -1;
 	snprintf(path, sizeof(path), "/proc/%d/ns/net", pid);
 	target_ns = open(path, O_RDONLY | O_CLOEXEC);
 	self_ns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
@@ -76,6 +91,7 @@ int sockdiag_new(int pid, struct sockdiag **out)
 	sd->fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
 	err = sd->fd < 0 ? -errno : 0;
 	sd->somaxconn_fd = open("/proc/sys/net/core/somaxconn", O_RDONLY | O_CLOEXEC);
+	sd->syncookies_fd = open("/proc/sys/net/ipv4/tcp_syncookies", O_RDONLY | O_CLOEXEC);
 	{
 		char range[64];
 
@@ -113,21 +129,19 @@ void sockdiag_free(struct sockdiag *sd)
 		close(sd->fd);
 	if (sd->somaxconn_fd >= 0)
 		close(sd->somaxconn_fd);
+	if (sd->syncookies_fd >= 0)
+		close(sd->syncookies_fd);
 	free(sd);
 }
 
 int sockdiag_somaxconn(const struct sockdiag *sd)
 {
-	char buf[32];
-	ssize_t n;
+	return read_sysctl_fd(sd->somaxconn_fd);
+}
 
-	if (sd->somaxconn_fd < 0)
-		return -1;
-	n = pread(sd->somaxconn_fd, buf, sizeof(buf) - 1, 0);
-	if (n <= 0)
-		return -1;
-	buf[n] = '\0';
-	return atoi(buf);
+int sockdiag_syncookies(const struct sockdiag *sd)
+{
+	return read_sysctl_fd(sd->syncookies_fd);
 }
 
 void sockdiag_port_range(const struct sockdiag *sd, int *low, int *high)

@@ -10,12 +10,15 @@
 
 struct sockdiag;
 
-/* Opens a sock_diag socket inside PID's network namespace and reads that
- * namespace's net.core.somaxconn. 0 or -errno; *out freed by sockdiag_free. */
+/* Opens a sock_diag socket inside PID's network namespace, and that
+ * namespace's somaxconn and tcp_syncookies. 0 or -errno; *out freed by
+ * sockdiag_free. */
 int sockdiag_new(int pid, struct sockdiag **out);
 void sockdiag_free(struct sockdiag *sd);
-/* net.core.somaxconn of the target's namespace, read now; -1 if unreadable. */
+/* The namespace's net.core.somaxconn / net.ipv4.tcp_syncookies now; -1 if
+ * unreadable. */
 int sockdiag_somaxconn(const struct sockdiag *sd);
+int sockdiag_syncookies(const struct sockdiag *sd);
 /* Every TCP listener (IPv4 and IPv6) in the namespace into out[0..max).
  * Returns the count or -errno. */
 int sockdiag_listeners(struct sockdiag *sd, struct cs_listener *out, int max);

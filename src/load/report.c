@@ -173,6 +173,10 @@ static void text_verdict(FILE *f, const cJSON *d)
 
 	fprintf(f, "  connscope verdict: %s (window %.1f s)\n", cJSON_IsString(v) ? v->valuestring : "?",
 		cJSON_IsNumber(w) ? w->valuedouble : 0);
+	/* the daemon's one sentence for a person, where it has one */
+	v = cJSON_GetObjectItemCaseSensitive(d, "summary");
+	if (cJSON_IsString(v) && v->valuestring[0])
+		fprintf(f, "    %s\n", v->valuestring);
 	if (!top)
 		return;
 	v = cJSON_GetObjectItemCaseSensitive(top, "cause");

@@ -21,32 +21,51 @@ UNIT_TEST(test_rules)
 	CHECK(!strcmp(d->verdict, "healthy"));
 	diagnose(s, pts, unit_points(pts, 8, steady, drops, low), d);
 	CHECK(!strcmp(d->verdict, "accept_queue_slow"));
+	CHECK(!strcmp(d->causes[0].listener, "0.0.0.0:8080") && d->causes[0].clients_affected > 0);
+	/* the app holds 30 and takes no more: a connection cap at 30 */
 	diagnose(s, pts, unit_points(pts, 8, cap, drops, full), d);
+	CHECK(!strcmp(d->verdict, "connection_cap"));
+	CHECK(strstr(d->summary, "stopped accepting at 30 open connections"));
+	/* the same, with the process stopped: stalled */
+	for (int i = 1; i < 8; i++)
+		pts[i].stopped_processes = 1;
+	diagnose(s, pts, 8, d);
 	CHECK(!strcmp(d->verdict, "accept_queue_stalled"));
-	/* EMFILE on accept explains a stall: fd exhaustion ranks first */
+	/* 12 EMFILE on accept cost fewer clients than the overflow */
 	pts[2].accept_emfile = pts[2].fd_errors = 12;
 	s->n_syserr = 1;
 	s->syserr[0] = (struct cs_syserr){ .syscall = CS_SYS_ACCEPT4, .err = EMFILE, .count = 12 };
 	diagnose(s, pts, 8, d);
-	CHECK(!strcmp(d->verdict, "fd_exhaustion"));
-	CHECK(diagnose_has(d, "accept_queue_stalled"));
+	CHECK(!strcmp(d->verdict, "accept_queue_stalled"));
+	CHECK(diagnose_has(d, "fd_exhaustion") && d->causes[1].clients_affected == 12);
 	s->target_up = false;
 	diagnose(s, pts, 8, d);
 	CHECK(!strcmp(d->verdict, "target_exited"));
-	/* fds near the limit without errors: a warning, not a failure */
+	/* fds near the process's own limit without errors: a warning */
 	s->target_up = true;
 	s->n_syserr = 0;
-	s->fd_peak = 1000;
-	diagnose(s, pts, unit_points(pts, 8, steady, none, (uint32_t[8]){ 0 }), d);
+	unit_points(pts, 8, steady, none, (uint32_t[8]){ 0 });
+	pts[4].open_fds = 1000;
+	diagnose(s, pts, 8, d);
 	CHECK(!strcmp(d->verdict, "fd_exhaustion") && !strcmp(d->causes[0].severity, "warning"));
+	/* ... against that tick's limit: raised at runtime, no warning */
+	pts[4].fd_soft = 65536;
+	diagnose(s, pts, 8, d);
+	CHECK(!strcmp(d->verdict, "healthy"));
 	pts[3].resets_abort = 7;
 	diagnose(s, pts, 8, d);
-	CHECK(diagnose_has(d, "reset_on_close"));
+	CHECK(!strcmp(d->verdict, "reset_on_close") && d->causes[0].clients_affected == 7);
 	/* namespace TCP memory pressure (tcp_mem is machine-wide: no real-kernel test) */
 	pts[5].memory_pressures = 3;
 	diagnose(s, pts, 8, d);
-	CHECK(!strcmp(d->verdict, "tcp_memory_pressure"));
-	CHECK(d->causes[0].n_evidence >= 1 && d->causes[0].evidence[0].num == 3);
+	CHECK(diagnose_has(d, "tcp_memory_pressure"));
+	/* resets to no socket while the listener is up: not a closed port */
+	pts[6].resets_no_socket = 5;
+	diagnose(s, pts, 8, d);
+	CHECK(!diagnose_has(d, "reset_no_listener"));
+	s->ports_closed = 1;
+	diagnose(s, pts, 8, d);
+	CHECK(diagnose_has(d, "reset_no_listener"));
 	free(s);
 	free(d);
 }

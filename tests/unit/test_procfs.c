@@ -28,6 +28,8 @@ UNIT_TEST(test_process_status_limits_fds)
 	CHECK(p.rss_bytes == 812344ULL * 1024);
 	CHECK(p.fd_soft == 8192 && p.fd_hard == 524288);
 	CHECK(p.open_fds == 7);
+	/* stat: state S, utime 345 + stime 67 ticks, past a comm with ") " */
+	CHECK(p.state == 'S' && p.cpu_ticks == 345 + 67);
 	CHECK(!procfs_read_process(4243, &p));
 	CHECK(p.fd_soft == -1 && p.fd_hard == -1); /* "unlimited" */
 	CHECK(procfs_read_process(5, &p) == -ENOENT);

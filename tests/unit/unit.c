@@ -92,6 +92,10 @@ struct cs_snapshot *unit_snapshot(void)
 int unit_points(struct cs_point *pts, int n, const uint64_t *acc, const uint64_t *drops,
 		const uint32_t *qlen)
 {
+	struct cs_point_listener *l;
+	double gap = 0;
+	long open = 0;
+
 	for (int i = 0; i < n; i++) {
 		memset(&pts[i], 0, sizeof(pts[i]));
 		pts[i].seconds = 1;
@@ -101,6 +105,26 @@ int unit_points(struct cs_point *pts, int n, const uint64_t *acc, const uint64_t
 		pts[i].queue_limit = 16;
 		pts[i].queue_full = qlen[i] >= 16;
 		pts[i].target_up = true;
+		pts[i].fd_pid = 42;
+		pts[i].fd_soft = 1024;
+		pts[i].open_fds = 10;
+		/* one listener, 0.0.0.0:8080, holding every connection it accepts */
+		pts[i].n_listeners = 1;
+		l = &pts[i].listeners[0];
+		snprintf(l->label, CS_LABEL_LEN, "0.0.0.0:8080");
+		l->port = 8080;
+		l->queue_len = qlen[i];
+		l->queue_limit = 16;
+		l->full = qlen[i] >= 16;
+		l->drops = drops[i];
+		l->accepts = acc[i];
+		open += acc[i];
+		l->open = open;
+		l->full_seconds = l->full ? 1 : 0;
+		/* a slow acceptor: each accept waited 300 ms */
+		l->accept_wait_count = acc[i];
+		l->accept_wait_sum_s = 0.3 * acc[i];
+		l->gap_seconds = l->full && !acc[i] ? (gap += 1) : (gap = 0);
 	}
 	return n;
 }

@@ -192,7 +192,8 @@ function renderDiagnosis(d) {
   $("verdict").textContent = d.verdict;
   $("verdict").setAttribute("data-verdict", d.verdict);
   const top = d.causes[0];
-  $("verdict-sentence").textContent = top ? firstSentence(top.explanation) : "";
+  // the diagnosis' own one-sentence summary, else its top cause's first sentence
+  $("verdict-sentence").textContent = d.summary || (top ? firstSentence(top.explanation) : "");
   $("verdict-box").setAttribute("data-severity", top ? top.severity : "");
   const ol = $("causes");
   ol.replaceChildren(...d.causes.slice(0, 3).map((c) => {

@@ -142,30 +142,32 @@ static void listener_point(const struct cs_snapshot *prev, const struct cs_snaps
 }
 
 /* serve_stats sums over every port, deltas from prev, levels from cur. */
+/* The serving counters of every port of s, summed. */
+static void serve_sum(const struct cs_snapshot *s, struct cs_serve *out)
+{
+	memset(out, 0, sizeof(*out));
+	for (int i = 0; i < s->n_ports; i++) {
+		const struct cs_serve *v = &s->ports[i].serve;
+
+		out->first_read_wait.count += v->first_read_wait.count;
+		out->gave_up += v->gave_up;
+		out->closed_unread += v->closed_unread;
+		out->rejected += v->rejected;
+		out->netfilter_drops += v->netfilter_drops;
+		out->keepalive_resets += v->keepalive_resets;
+		out->idle_closes += v->idle_closes;
+	}
+}
+
 static void serve_point(const struct cs_snapshot *prev, const struct cs_snapshot *cur, struct cs_point *p)
 {
-	struct cs_serve a = { .closed_unread = 0 }, b = a;
 	const struct cs_conntrack *ca = &cur->conntrack, *cb = &prev->conntrack;
+	struct cs_serve a, b;
 
-	for (int i = 0; i < cur->n_ports; i++) {
-		a.first_read_wait.count += cur->ports[i].serve.first_read_wait.count;
-		a.gave_up += cur->ports[i].serve.gave_up;
-		a.closed_unread += cur->ports[i].serve.closed_unread;
-		a.rejected += cur->ports[i].serve.rejected;
-		a.netfilter_drops += cur->ports[i].serve.netfilter_drops;
-		a.keepalive_resets += cur->ports[i].serve.keepalive_resets;
-		a.idle_closes += cur->ports[i].serve.idle_closes;
+	serve_sum(cur, &a);
+	serve_sum(prev, &b);
+	for (int i = 0; i < cur->n_ports; i++)
 		p->unread += snapshot_port_unread(&cur->ports[i]);
-	}
-	for (int i = 0; i < prev->n_ports; i++) {
-		b.first_read_wait.count += prev->ports[i].serve.first_read_wait.count;
-		b.gave_up += prev->ports[i].serve.gave_up;
-		b.closed_unread += prev->ports[i].serve.closed_unread;
-		b.rejected += prev->ports[i].serve.rejected;
-		b.netfilter_drops += prev->ports[i].serve.netfilter_drops;
-		b.keepalive_resets += prev->ports[i].serve.keepalive_resets;
-		b.idle_closes += prev->ports[i].serve.idle_closes;
-	}
 	p->first_reads = delta(a.first_read_wait.count, b.first_read_wait.count);
 	p->gave_up_unread = delta(a.gave_up, b.gave_up);
 	p->closed_unread = delta(a.closed_unread, b.closed_unread);

@@ -563,10 +563,12 @@ static void fetch_verdict(struct load *l, int s)
 	}
 }
 
-static bool write_all(int fd, const void *buf, size_t len)
+/* Writes (or reads) all len bytes over a worker's pipe; false on EOF or error. */
+static bool io_all(int fd, void *buf, size_t len, bool writing)
 {
 	for (size_t done = 0; done < len;) {
-		ssize_t n = write(fd, (const char *)buf + done, len - done);
+		ssize_t n = writing ? write(fd, (char *)buf + done, len - done) :
+				      read(fd, (char *)buf + done, len - done);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -577,18 +579,14 @@ static bool write_all(int fd, const void *buf, size_t len)
 	return true;
 }
 
+static bool write_all(int fd, const void *buf, size_t len)
+{
+	return io_all(fd, (void *)buf, len, true);
+}
+
 static bool read_all(int fd, void *buf, size_t len)
 {
-	for (size_t done = 0; done < len;) {
-		ssize_t n = read(fd, (char *)buf + done, len - done);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return false;
-		done += n;
-	}
-	return true;
+	return io_all(fd, buf, len, false);
 }
 
 /* One process's part of the run. With a parent (res >= 0), it says "step

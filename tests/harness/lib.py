@@ -121,11 +121,13 @@ class Proc:
         return self.p.pid
 
     def kill(self, sig=signal.SIGKILL):
+        # the whole group even when its leader is gone: a launcher that
+        # exited leaves its server behind in the group
+        try:
+            os.killpg(self.p.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
         if self.p.poll() is None:
-            try:
-                os.killpg(self.p.pid, sig)
-            except ProcessLookupError:
-                pass
             try:
                 self.p.wait(10)
             except subprocess.TimeoutExpired:

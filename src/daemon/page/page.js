@@ -220,7 +220,7 @@ function renderEvents(e) {
     const tr = el("tr", { "data-kind": ev.kind });
     tr.appendChild(el("td", {}, fmtClock(ev.time_unix_ms)));
     tr.appendChild(el("td", {}, ev.kind));
-    tr.appendChild(el("td", {}, String(ev.pid)));
+    tr.appendChild(el("td", {}, ev.pid === undefined ? "—" : String(ev.pid)));
     tr.appendChild(el("td", { class: "details" },
       Object.entries(ev).filter(([k]) => !skip.has(k)).map(([k, v]) => `${k}=${v}`).join(" ")));
     return tr;

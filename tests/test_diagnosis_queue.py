@@ -6,25 +6,10 @@ verdict ranked by clients (an overflow outranks a few EMFILEs), no SYN-queue
 cause from cookies that dropped nothing, and the fd rule per process against
 its own limit. Ground truth: the servers' own counts, ss, /proc, TcpExt."""
 import json, os, signal, subprocess, threading, time
-from lib import (BUILD, CLIENT, PY, Connscope, Netns, Proc, Server, check, eq, pinned, settle,
+from lib import (Demo, BUILD, CLIENT, PY, Connscope, Netns, Proc, Server, check, eq, pinned, settle,
                  ss_listener, tcp_ext, wait_until)
 
-DEMO = os.path.join(BUILD, "connscope-demo-server")
 LOAD = os.path.join(BUILD, "connscope-load")
-
-
-class Demo(Proc):
-    """connscope-demo-server; SIGUSR1 makes it print its own counts."""
-
-    def __init__(self, *args):
-        super().__init__([DEMO, "--listen", "127.0.0.1:0"] + [str(a) for a in args])
-        self.port = int(self.wait_line("READY").split()[1])
-
-    def stats(self):
-        n = len([l for l in self.lines if l.startswith("{")])
-        os.kill(self.pid, signal.SIGUSR1)
-        wait_until(lambda: len([l for l in self.lines if l.startswith("{")]) > n, 5, "demo stats")
-        return json.loads([l for l in self.lines if l.startswith("{")][-1])
 
 
 def diagnosis(cs, window="all"):

@@ -5,10 +5,9 @@ WebSocket accept key, tells client limits from server failures, and the
 short demo (one stepped run with connscope's verdict per step) names the
 cause it set up."""
 import glob, json, os, re, signal, socket, subprocess, threading, time
-from lib import BUILD, ROOT, Netns, Proc, Server, bpf_link_ids, check, eq, free_port, wait_until
+from lib import Demo, BUILD, ROOT, Netns, Proc, Server, bpf_link_ids, check, eq, free_port, wait_until
 
 LOAD = os.path.join(BUILD, "connscope-load")
-DEMO = os.path.join(BUILD, "connscope-demo-server")
 
 
 def load(port, *args, prefix=()):
@@ -16,18 +15,6 @@ def load(port, *args, prefix=()):
                          capture_output=True, text=True, timeout=120)
     eq(out.returncode, 0, "connscope-load exit (stderr %r)" % out.stderr[-300:])
     return json.loads(out.stdout)
-
-
-class Demo(Proc):
-    def __init__(self, *args):
-        super().__init__([DEMO, "--listen", "127.0.0.1:0"] + [str(a) for a in args])
-        self.port = int(self.wait_line("READY").split()[1])
-
-    def stats(self):
-        n = len([l for l in self.lines if l.startswith("{")])
-        os.kill(self.pid, signal.SIGUSR1)
-        wait_until(lambda: len([l for l in self.lines if l.startswith("{")]) > n, 5, "demo stats")
-        return json.loads([l for l in self.lines if l.startswith("{")][-1])
 
 
 def test_plain_tcp_ok_equals_answered():

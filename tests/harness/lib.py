@@ -11,6 +11,7 @@ BUILD = os.path.join(ROOT, "build")
 CONNSCOPE = os.environ.get("CONNSCOPE_BIN", os.path.join(BUILD, "connscope-san"))
 SERVER = os.path.join(HARNESS, "servers", "tcp_server.py")
 CLIENT = os.path.join(HARNESS, "tcp_client.py")
+DEMO = os.path.join(BUILD, "connscope-demo-server")
 PY = sys.executable or "python3"
 _cleanups = []
 
@@ -160,6 +161,21 @@ class Server(Proc):
 
     def total(self, key):
         return sum(s[key] for s in self.stats().values())
+
+
+class Demo(Proc):
+    """build/connscope-demo-server on a free port; SIGUSR1 makes it print its
+    own counts (the ground truth)."""
+
+    def __init__(self, *args):
+        super().__init__([DEMO, "--listen", "127.0.0.1:0"] + [str(a) for a in args])
+        self.port = int(self.wait_line("READY").split()[1])
+
+    def stats(self):
+        n = len([l for l in self.lines if l.startswith("{")])
+        os.kill(self.pid, signal.SIGUSR1)
+        wait_until(lambda: len([l for l in self.lines if l.startswith("{")]) > n, 5, "demo stats")
+        return json.loads([l for l in self.lines if l.startswith("{")][-1])
 
 
 class Netns:

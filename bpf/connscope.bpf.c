@@ -18,6 +18,13 @@ char LICENSE[] SEC("license") = "GPL";
  * their own. Set by userspace between open and load. */
 const volatile __u32 target_netns = 0;
 
+/* false: leave out what the serving, path and outbound causes
+ * (accepted_not_served, rejected_after_accept, keepalive_race,
+ * netfilter_drop, ephemeral_ports_exhausted) add to the hooks every
+ * connection runs, so the bench can show their cost (its baseline run,
+ * CONNSCOPE_BENCH_BASELINE=1; userspace also leaves their own programs out). */
+const volatile bool full_probes = true;
+
 /* tgid -> 1 for the target and its descendants (userspace seeds, forks add). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -106,6 +113,16 @@ struct {
 	__type(key, __u16);
 	__type(value, struct cs_serve_stats);
 } serve_stats SEC(".maps");
+
+/* Addresses of the target namespace's interfaces (IPv4 mapped), kept by
+ * userspace when the target has a namespace of its own: a SYN for one of
+ * them dropped by netfilter in another namespace was on its way to it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, CS_NETNS_ADDRS_MAX);
+	__type(key, __u8[16]);
+	__type(value, __u8);
+} netns_addrs SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -547,7 +564,10 @@ int BPF_PROG(on_rcv_space_adjust, struct sock *sk)
 	conn = bpf_map_lookup_elem(&conns, &key);
 	if (!conn || (conn->flags & (CS_CONN_ACCEPTED | CS_CONN_READ)) != CS_CONN_ACCEPTED)
 		return 0;
-	conn_flag_set(conn, CS_CONN_READ);
+	/* Not an atomic step, unlike conn_flag_set elsewhere: the reader holds
+	 * the socket lock, so the softirq and timer paths that set flags wait
+	 * for it, and accept() set its flag already (tested above). */
+	conn->flags |= CS_CONN_READ;
 	st = serve_stats_get(conn->port);
 	if (!st)
 		return 0;
@@ -860,7 +880,8 @@ int BPF_PROG(on_set_state, const struct sock *sk, const int oldstate, const int 
 	    (newstate == TCP_FIN_WAIT1 || newstate == TCP_LAST_ACK ||
 	     (newstate == TCP_CLOSE && (oldstate == TCP_ESTABLISHED || oldstate == TCP_CLOSE_WAIT))))
 		queue_time_on_local_close(conn->port);
-	serve_on_state(sk, conn, newstate);
+	if (full_probes)
+		serve_on_state(sk, conn, newstate);
 	if (newstate == TCP_FIN_WAIT1 && !(conn->flags & CS_CONN_REMOTE_FIN))
 		conn_flag_set(conn, CS_CONN_LOCAL_FIN);
 	else if (newstate == TCP_CLOSE_WAIT && !(conn->flags & CS_CONN_LOCAL_FIN))
@@ -988,8 +1009,10 @@ int BPF_PROG(on_receive_reset, struct sock *sk)
 	count(CS_CNT_RESETS_RECEIVED);
 	conn = bpf_map_lookup_elem(&conns, &key);
 	if (conn) {
-		serve_peer_left(sk, conn, conn->flags & CS_CONN_REMOTE_FIN);
-		serve_reset_after_fin(conn);
+		if (full_probes) {
+			serve_peer_left(sk, conn, conn->flags & CS_CONN_REMOTE_FIN);
+			serve_reset_after_fin(conn);
+		}
 		conn_flag_set(conn, CS_CONN_RESET);
 	}
 	return 0;
@@ -1004,38 +1027,30 @@ int BPF_PROG(on_retransmit_synack, const struct sock *sk, const struct request_s
 }
 
 /* A handshake ACK dropped because the listener's accept queue was full: a
- * client that believes it connected. Kernels whose kfree_skb carries the
- * listener (rx_sk, 6.12+) and SKB_DROP_REASON_TCP_LISTEN_OVERFLOW (5.19+);
- * userspace does not load this program elsewhere. Every freed packet on the
- * host passes here: the reason, an argument, decides first. */
-SEC("tp_btf/kfree_skb")
-int BPF_PROG(on_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_reason reason,
-	     struct sock *rx_sk)
+ * client that believes it connected. Needs the listener (kfree_skb's rx_sk,
+ * 6.12+) and SKB_DROP_REASON_TCP_LISTEN_OVERFLOW (5.19+). */
+static __always_inline void listen_overflow_drop(struct sock *rx_sk)
 {
 	struct cs_queue_time *q;
 	__u16 port;
 
-	if (!bpf_core_enum_value_exists(enum skb_drop_reason, SKB_DROP_REASON_TCP_LISTEN_OVERFLOW))
-		return 0;
-	if (reason != bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_TCP_LISTEN_OVERFLOW))
-		return 0;
 	if (!rx_sk)
-		return 0;
+		return;
 	port = BPF_CORE_READ(rx_sk, __sk_common.skc_num);
 	if (!sk_is_watched(rx_sk, port))
-		return 0;
+		return;
 	q = queue_time_get(port);
 	if (!q)
-		return 0;
+		return;
 	__sync_fetch_and_add(&q->ack_drops, 1);
 	if (!q->full_since_ns)
 		q->full_since_ns = bpf_ktime_get_ns();
-	return 0;
 }
 
 /* The destination port of a TCP SYN (not SYN-ACK) in skb, 0 for anything
- * else. Netfilter hooks run after ip_rcv set the transport header. */
-static __always_inline __u16 skb_syn_port(const struct sk_buff *skb)
+ * else, and its destination address (IPv4 mapped). Netfilter hooks run
+ * after ip_rcv set the transport header. */
+static __always_inline __u16 skb_syn_dest(const struct sk_buff *skb, __u8 daddr[16])
 {
 	unsigned char *head = BPF_CORE_READ(skb, head);
 	__u16 nh = BPF_CORE_READ(skb, network_header);
@@ -1045,35 +1060,36 @@ static __always_inline __u16 skb_syn_port(const struct sk_buff *skb)
 
 	if (bpf_probe_read_kernel(&ver, 1, head + nh))
 		return 0;
-	if ((ver >> 4) == 4)
+	if ((ver >> 4) == 4) {
 		bpf_probe_read_kernel(&proto, 1, head + nh + offsetof(struct iphdr, protocol));
-	else if ((ver >> 4) == 6)
+		daddr[10] = daddr[11] = 0xff;
+		bpf_probe_read_kernel(&daddr[12], 4, head + nh + offsetof(struct iphdr, daddr));
+	} else if ((ver >> 4) == 6) {
 		bpf_probe_read_kernel(&proto, 1, head + nh + offsetof(struct ipv6hdr, nexthdr));
+		bpf_probe_read_kernel(daddr, 16, head + nh + offsetof(struct ipv6hdr, daddr));
+	}
 	if (proto != IPPROTO_TCP || bpf_probe_read_kernel(&th, sizeof(th), head + th_off))
 		return 0;
 	return th.syn && !th.ack ? bpf_ntohs(th.dest) : 0;
 }
 
 /* SYNs to the target's listen ports that a netfilter rule, or a full
- * conntrack table, dropped before TCP saw them. Its own program beside any
- * other kfree_skb user; the drop reason decides before anything is read. */
-SEC("tp_btf/kfree_skb")
-int BPF_PROG(on_kfree_skb_netfilter, struct sk_buff *skb, void *location, enum skb_drop_reason reason)
+ * conntrack table, dropped before TCP saw them: in the target's namespace,
+ * or in another one on the way there (a pod's node, where the service's DNAT
+ * and its filter rules run) when the SYN was for one of the target
+ * namespace's own addresses. */
+static __always_inline void netfilter_drop(const struct sk_buff *skb)
 {
 	struct cs_serve_stats *st;
 	struct net_device *dev;
+	__u8 daddr[16] = {};
 	struct sock *sk;
 	__u32 inum = 0;
 	__u16 port;
 
-	/* SKB_DROP_REASON_NETFILTER_DROP is in every kernel with drop reasons,
-	 * but not always with the same value (the enum grew in the middle) */
-	if (!bpf_core_enum_value_exists(enum skb_drop_reason, SKB_DROP_REASON_NETFILTER_DROP) ||
-	    reason != bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_NETFILTER_DROP))
-		return 0;
-	port = skb_syn_port(skb);
+	port = skb_syn_dest(skb, daddr);
 	if (!port || !port_bit_is_set(port))
-		return 0;
+		return;
 	/* incoming: the receiving device's namespace; on output there may be no
 	 * device yet, and the sending socket's namespace is the one */
 	dev = BPF_CORE_READ(skb, dev);
@@ -1082,11 +1098,40 @@ int BPF_PROG(on_kfree_skb_netfilter, struct sk_buff *skb, void *location, enum s
 		inum = BPF_CORE_READ(dev, nd_net.net, ns.inum);
 	else if (sk)
 		inum = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
-	if (target_netns && inum != target_netns)
-		return 0;
+	if (target_netns && inum != target_netns && !bpf_map_lookup_elem(&netns_addrs, daddr))
+		return;
 	st = serve_stats_get(port);
 	if (st)
 		st->netfilter_drops++;
+}
+
+/* Every freed packet on the host passes here: the reason, an argument,
+ * decides first. One program for both uses, so a drop runs one. 6.12+:
+ * with rx_sk; userspace loads this form or the one below from the
+ * argument count in the kernel's BTF. */
+SEC("tp_btf/kfree_skb")
+int BPF_PROG(on_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_reason reason,
+	     struct sock *rx_sk)
+{
+	/* SKB_DROP_REASON_NETFILTER_DROP is in every kernel with drop reasons,
+	 * but not always with the same value (the enum grew in the middle) */
+	if (full_probes && bpf_core_enum_value_exists(enum skb_drop_reason, SKB_DROP_REASON_NETFILTER_DROP) &&
+	    reason == bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_NETFILTER_DROP))
+		netfilter_drop(skb);
+	else if (bpf_core_enum_value_exists(enum skb_drop_reason, SKB_DROP_REASON_TCP_LISTEN_OVERFLOW) &&
+		 reason == bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_TCP_LISTEN_OVERFLOW))
+		listen_overflow_drop(rx_sk);
+	return 0;
+}
+
+/* 5.17 to 6.11: no rx_sk, so netfilter drops only (handshake ACK drops are
+ * estimated there, see the diagnosis). */
+SEC("tp_btf/kfree_skb")
+int BPF_PROG(on_kfree_skb_noskb, struct sk_buff *skb, void *location, enum skb_drop_reason reason)
+{
+	if (full_probes && bpf_core_enum_value_exists(enum skb_drop_reason, SKB_DROP_REASON_NETFILTER_DROP) &&
+	    reason == bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_NETFILTER_DROP))
+		netfilter_drop(skb);
 	return 0;
 }
 

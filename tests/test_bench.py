@@ -9,7 +9,8 @@ FIGURES = ["per_connection_cost_us", "churn_bpf_net_ns_per_conn", "churn_daemon_
            "per_connection_cost_raw_us", "bpf_stats_floor_ns_per_run", "unrelated_bpf_ns_per_syscall",
            "unrelated_watched_bpf_ns_per_syscall", "throughput_ratio_median", "throughput_ratio_min",
            "throughput_ratio_max", "metrics_p99_ms", "snapshot_ms", "daemon_rss_mib", "bpf_map_mib",
-           "startup_ms", "detach_ms"]
+           "startup_ms", "detach_ms", "baseline_per_connection_cost_us", "full_probes_programs_ns_per_conn",
+           "full_probes_programs_percent"]
 
 
 def test_bench_quick_produces_every_figure():
@@ -24,6 +25,10 @@ def test_bench_quick_produces_every_figure():
     for k in FIGURES:
         check(b[k] >= 0, "%s is negative: %r" % (k, b[k]))
     eq(b["churn_accepts_counted"], b["churn_connections"], "churn: every accept counted")
+    # an A/B difference: either sign, but a number
+    check(isinstance(b.get("full_probes_cost_percent"), float), "A/B figure: %r" % b.get("full_probes_cost_percent"))
+    check(b["full_probes_programs_ns_per_conn"] > 0, "the full set's own programs ran")
+    eq(b["baseline_full_probes_programs_ns_per_conn"], 0, "the baseline ran without them")
     eq(b["scale_accepts_counted"], b["scale_held"], "scale: every held connection counted")
     eq(b["scale_events_lost"], 0, "scale: events lost")
     check(b["burst_drops_ss"] > 0, "the burst overflowed the queue")

@@ -205,9 +205,9 @@ def nft(ns, *args):
                           text=True, check=True).stdout
 
 
-def nft_drop_counter(ns):
+def nft_drop_counter(ns, family="inet", chain="input"):
     """Packets the test's drop rule counted, from nft's own counter."""
-    for item in json.loads(nft(ns, "-j", "list", "chain", "inet", "cstest", "input"))["nftables"]:
+    for item in json.loads(nft(ns, "-j", "list", "chain", family, "cstest", chain))["nftables"]:
         for e in item.get("rule", {}).get("expr", []):
             if isinstance(e, dict) and "counter" in e:
                 return e["counter"]["packets"]
@@ -261,6 +261,63 @@ def test_firewall_that_drops_nothing_is_not_netfilter_drop():
     d = cs.json("/api/v1/diagnosis")
     check("netfilter_drop" not in causes(d), "not named: %r" % causes(d))
     eq(d["verdict"], "healthy", "verdict")
+    cs.stop()
+
+
+def ip(ns, *args):
+    subprocess.run(["ip", "-n", ns.name] + [str(a) for a in args], check=True)
+
+
+def veth(a, a_addr, b, b_addr, name):
+    """A veth pair between netns a and b, each end up with its address /24."""
+    subprocess.run(["ip", "link", "add", name + "a", "netns", a.name, "type", "veth",
+                    "peer", "name", name + "b", "netns", b.name], check=True)
+    ip(a, "addr", "add", a_addr + "/24", "dev", name + "a")
+    ip(b, "addr", "add", b_addr + "/24", "dev", name + "b")
+    ip(a, "link", "set", name + "a", "up")
+    ip(b, "link", "set", name + "b", "up")
+
+
+def test_netfilter_drop_on_the_node():
+    """A pod (the server's own netns, listening on every address) behind a
+    node netns that forwards to it: clients in a third netns connect to a
+    service address the node DNATs to the pod, and the node's forward chain
+    drops every third SYN. The drops happen in the node's namespace, on their
+    way to one of the pod's addresses: counted for the pod's listener."""
+    node, pod, cli = Netns(), Netns(), Netns()
+    veth(node, "10.77.0.1", pod, "10.77.0.2", "csp")
+    veth(node, "10.78.0.1", cli, "10.78.0.2", "csc")
+    ip(pod, "route", "add", "default", "via", "10.77.0.1")
+    ip(cli, "route", "add", "default", "via", "10.78.0.1")
+    subprocess.run(["ip", "netns", "exec", node.name, "sysctl", "-qw", "net.ipv4.ip_forward=1"], check=True)
+    srv = Server("--mode", "close_on_eof", netns=pod, host="0.0.0.0")
+    nft(node, "add", "table", "ip", "cstest")
+    nft(node, "add", "chain", "ip", "cstest", "pre", "{ type nat hook prerouting priority -100; }")
+    nft(node, "add", "rule", "ip", "cstest", "pre", "ip", "daddr", "10.96.0.10", "tcp", "dport", "80",
+        "dnat", "to", "10.77.0.2:%d" % srv.port)
+    nft(node, "add", "chain", "ip", "cstest", "input", "{ type filter hook forward priority 0; }")
+    nft(node, "add", "rule", "ip", "cstest", "input", "ip", "daddr", "10.77.0.2", "tcp", "dport", str(srv.port),
+        "tcp flags & (syn|ack) == syn", "numgen", "inc", "mod", "3", "==", "0", "counter", "drop")
+    # and SYNs to the same port at an address that is not the pod's, dropped
+    # in the node too: not the target's
+    nft(node, "add", "chain", "ip", "cstest", "output", "{ type filter hook output priority 0; }")
+    nft(node, "add", "rule", "ip", "cstest", "output", "ip", "daddr", "10.78.0.2", "tcp", "dport", str(srv.port),
+        "tcp flags & (syn|ack) == syn", "counter", "drop")
+    cs = Connscope(srv.pid)
+    r = client("10.96.0.10", 80, 30, netns=cli, rate=50, hold=0.2, timeout=8)
+    other = client("10.78.0.2", srv.port, 5, netns=node, rate=50, hold=0.2, timeout=1.5)
+    eq(other["connected"], 0, "nothing got through to the other address")
+    check(settle(lambda: nft_drop_counter(node, "ip", "output"), quiet=1.2, what="the other rule") >= 5,
+          "the node dropped SYNs to the other address")
+    dropped = settle(lambda: nft_drop_counter(node, "ip"), quiet=1.2, what="the node rule's packet counter")
+    check(dropped >= 10, "the node dropped every third SYN: %d" % dropped)
+    listener = "0.0.0.0:%d" % srv.port
+    eq(settle(lambda: cs.metrics().get1("connscope_netfilter_drops_total", listener=listener),
+              what="netfilter drops"), dropped, "netfilter drops vs the node rule's packet counter")
+    eq(settle(lambda: srv.total("accepted"), what="server accepts"), r["connected"], "every client got in")
+    time.sleep(0.5)
+    d = cs.json("/api/v1/diagnosis")
+    eq(cause(d, "netfilter_drop")["evidence"]["syns_dropped_by_netfilter"], dropped, "evidence vs the rule")
     cs.stop()
 
 

@@ -23,6 +23,8 @@
 /* Listening addresses of the target (netns, address as bound, port): what
  * makes a softirq-side event the target's. Every listen() it ever made. */
 #define CS_LISTEN_ADDRS_MAX 1024
+/* addresses of the target namespace's interfaces (a pod's IPs) */
+#define CS_NETNS_ADDRS_MAX 64
 /* (syscall, errno) pairs: ~30 syscalls x a handful of errnos. */
 #define CS_SYSCALL_ERRORS_MAX 512
 /* Slots of sk_rst_reason counted; the enum has 25 values on 6.18. */

@@ -45,6 +45,7 @@ struct collector {
 	uint64_t procs_not_read;
 	uint64_t restarts;
 	uint32_t netns;
+	bool own_netns; /* the target shares connscope's network namespace */
 	/* the label each port's counters were last shown under: a listener that
 	 * closed (or a target that exited) never renames its series */
 	struct cs_port labels[CS_PORTS_SHOWN_MAX];
@@ -109,6 +110,18 @@ static uint32_t netns_inode(int pid)
 
 	snprintf(path, sizeof(path), "/proc/%d/ns/net", pid);
 	return stat(path, &st) ? 0 : (uint32_t)st.st_ino;
+}
+
+/* A target in a namespace of its own (a pod): its addresses, so that SYNs to
+ * them dropped by netfilter on the way (the node's DNAT and filter rules, in
+ * another namespace) are its own. A failure keeps the last set. */
+static void update_netns_addrs(struct collector *c)
+{
+	uint8_t addrs[CS_NETNS_ADDRS_MAX][16];
+	int n = sockdiag_addresses(c->sockdiag, addrs, CS_NETNS_ADDRS_MAX);
+
+	if (n >= 0)
+		probes_set_netns_addrs(c->probes, (const uint8_t (*)[16])addrs, n);
 }
 
 static void on_bpf_event(const struct cs_event *e, void *arg)
@@ -456,6 +469,8 @@ static void collect(struct collector *c)
 		count_closed_ports(c, s);
 		s->somaxconn = sockdiag_somaxconn(c->sockdiag);
 		s->syncookies = sockdiag_syncookies(c->sockdiag);
+		if (!c->own_netns)
+			update_netns_addrs(c);
 	} else {
 		s->processes = 0;
 	}
@@ -531,6 +546,7 @@ int collector_new(int pid, bool verbose, struct collector **out)
 	if (err)
 		goto cleanup;
 	c->netns = netns_inode(pid);
+	c->own_netns = c->netns == netns_inode(getpid());
 	err = probes_new(c->netns, verbose, on_bpf_event, c->events, &c->probes);
 	if (err)
 		goto cleanup;

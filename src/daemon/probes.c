@@ -56,6 +56,13 @@ static const struct tp_form {
 	 * of a handshake ACK dropped at a full accept queue. Without it those
 	 * drops are estimated by the diagnosis (it says so). */
 	{ "on_kfree_skb", 4, NULL },
+	{ "on_kfree_skb_noskb", 3, NULL },
+};
+
+/* Left out, with full_probes false, when CONNSCOPE_BENCH_BASELINE is set: the
+ * bench's run without what the serving, path and outbound causes add. */
+static const char *const full_only_progs[] = {
+	"on_rcv_space_adjust", "exit_connect", "exit_bind", "on_send_reset_keepalive", "on_kfree_skb_noskb",
 };
 
 /* Programs without which connscope has nothing to say: their failure stops it. */
@@ -72,6 +79,7 @@ struct probes {
 	uint32_t netns_ino;
 	uint64_t events_seen;
 	bool ack_drops_exact; /* on_kfree_skb loaded */
+	bool baseline;        /* CONNSCOPE_BENCH_BASELINE: see full_only_progs */
 	int n_probes;
 	struct cs_probe probes[CS_PROBES_MAX];
 	/* programs the verifier refused in an earlier load attempt */
@@ -176,6 +184,14 @@ static bool is_required(const char *prog)
 	return false;
 }
 
+static bool is_full_only(const char *prog)
+{
+	for (size_t i = 0; i < sizeof(full_only_progs) / sizeof(full_only_progs[0]); i++)
+		if (!strcmp(full_only_progs[i], prog))
+			return true;
+	return false;
+}
+
 static bool was_refused(const struct probes *p, const char *prog)
 {
 	for (int i = 0; i < p->n_refused; i++)
@@ -224,6 +240,10 @@ static void choose_programs(struct probes *p, const struct btf *vmlinux)
 				state = CS_PROBE_REDUCED;
 				snprintf(why, sizeof(why), "%s", form->reduced);
 			}
+		}
+		if (p->baseline && is_full_only(name)) {
+			state = CS_PROBE_UNAVAILABLE;
+			snprintf(why, sizeof(why), "left out: CONNSCOPE_BENCH_BASELINE is set");
 		}
 		if (state != CS_PROBE_UNAVAILABLE && was_refused(p, name)) {
 			state = CS_PROBE_UNAVAILABLE;
@@ -304,6 +324,7 @@ static int load_programs(struct probes *p, uint32_t netns_ino)
 		}
 		choose_programs(p, vmlinux);
 		p->skel->rodata->target_netns = netns_ino;
+		p->skel->rodata->full_probes = !p->baseline;
 		failed_prog[0] = '\0';
 		quiet_load = !verbose_log;
 		err = connscope_bpf__load(p->skel);
@@ -350,6 +371,10 @@ int probes_new(uint32_t netns_ino, bool verbose, probes_event_fn fn, void *arg, 
 	p->fn = fn;
 	p->fn_arg = arg;
 	p->netns_ino = netns_ino;
+	p->baseline = getenv("CONNSCOPE_BENCH_BASELINE") != NULL;
+	if (p->baseline)
+		fprintf(stderr, "connscope: CONNSCOPE_BENCH_BASELINE is set: running without the serving, "
+			"netfilter and outbound-port probes (a benchmark's baseline, not for use)\n");
 	p->ncpus = libbpf_num_possible_cpus();
 	if (p->ncpus <= 0) {
 		err = p->ncpus ? p->ncpus : -EINVAL;
@@ -475,6 +500,32 @@ int probes_add_listener(struct probes *p, const struct cs_listener *l)
 	if (bpf_map__update_elem(p->skel->maps.listen_addrs, &k, sizeof(k), &one, sizeof(one), BPF_ANY))
 		return -errno;
 	return probes_add_port(p, l->port);
+}
+
+int probes_set_netns_addrs(struct probes *p, const uint8_t (*addrs)[16], int n)
+{
+	struct bpf_map *m = p->skel->maps.netns_addrs;
+	uint8_t key[16], next[16];
+	bool more;
+	__u8 one = 1;
+	int err = 0;
+
+	/* drop what is gone first, then add: an address kept is never missing */
+	more = !bpf_map__get_next_key(m, NULL, next, sizeof(next));
+	while (more) {
+		bool keep = false;
+
+		memcpy(key, next, sizeof(key));
+		more = !bpf_map__get_next_key(m, key, next, sizeof(next));
+		for (int i = 0; i < n && !keep; i++)
+			keep = !memcmp(addrs[i], key, sizeof(key));
+		if (!keep && bpf_map__delete_elem(m, key, sizeof(key), 0) && errno != ENOENT)
+			err = -errno;
+	}
+	for (int i = 0; i < n; i++)
+		if (bpf_map__update_elem(m, addrs[i], 16, &one, sizeof(one), BPF_ANY) && !err)
+			err = -errno;
+	return err;
 }
 
 bool probes_has_port(struct probes *p, uint16_t port)

@@ -19,6 +19,10 @@ int probes_add_target(struct probes *p, int tgid);
 int probes_add_port(struct probes *p, uint16_t port);
 /* Marks l's address and port as the target's (a listener it held at attach). */
 int probes_add_listener(struct probes *p, const struct cs_listener *l);
+/* The target namespace's own addresses (sockdiag_addresses), when it is not
+ * connscope's: netfilter drops on the way to them in another namespace are
+ * the target's. Replaces the set. 0 or -errno. */
+int probes_set_netns_addrs(struct probes *p, const uint8_t (*addrs)[16], int n);
 bool probes_has_port(struct probes *p, uint16_t port);
 /* Drops targets whose process is gone; fills out[0..max) with the live ones
  * and returns their count. */

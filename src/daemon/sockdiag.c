@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
-/* sock_diag netlink dumps of TCP listeners (and CLOSE_WAIT connections) in
+/* sock_diag netlink dumps of TCP listeners (and CLOSE_WAIT connections), and
+ * the interface addresses (rtnetlink), in
  * the target's network namespace.
  * The socket is created inside that namespace once, at start, so every later
  * dump sees the target's sockets while the daemon itself stays in its own. */
@@ -27,6 +28,7 @@
 
 struct sockdiag {
 	int fd;
+	int rt_fd; /* NETLINK_ROUTE in the namespace: its addresses */
 	/* sysctl files opened inside the namespace keep reading its values
 	 * after the thread left it: read again at every tick, as an admin
 	 * may change them under load */
@@ -71,7 +73,7 @@ int sockdiag_new(int pid, struct sockdiag **out)
 	sd = calloc(1, sizeof(*sd));
 	if (!sd)
 		return -ENOMEM;
-	sd->fd = sd->somaxconn_fd = sd->syncookies_fd = -1;
+	sd->fd = sd->rt_fd = sd->somaxconn_fd = sd->syncookies_fd = -1;
 	snprintf(path, sizeof(path), "/proc/%d/ns/net", pid);
 	target_ns = open(path, O_RDONLY | O_CLOEXEC);
 	self_ns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
@@ -90,6 +92,10 @@ int sockdiag_new(int pid, struct sockdiag **out)
 	}
 	sd->fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
 	err = sd->fd < 0 ? -errno : 0;
+	if (!err) {
+		sd->rt_fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_ROUTE);
+		err = sd->rt_fd < 0 ? -errno : 0;
+	}
 	sd->somaxconn_fd = open("/proc/sys/net/core/somaxconn", O_RDONLY | O_CLOEXEC);
 	sd->syncookies_fd = open("/proc/sys/net/ipv4/tcp_syncookies", O_RDONLY | O_CLOEXEC);
 	{
@@ -105,7 +111,7 @@ int sockdiag_new(int pid, struct sockdiag **out)
 		goto cleanup;
 	}
 	if (err) {
-		fprintf(stderr, "connscope: sock_diag netlink socket: %s\n", strerror(-err));
+		fprintf(stderr, "connscope: netlink socket in the target's namespace: %s\n", strerror(-err));
 		goto cleanup;
 	}
 	close(target_ns);
@@ -127,6 +133,8 @@ void sockdiag_free(struct sockdiag *sd)
 		return;
 	if (sd->fd >= 0)
 		close(sd->fd);
+	if (sd->rt_fd >= 0)
+		close(sd->rt_fd);
 	if (sd->somaxconn_fd >= 0)
 		close(sd->somaxconn_fd);
 	if (sd->syncookies_fd >= 0)
@@ -174,9 +182,19 @@ static void parse_listener(const struct nlmsghdr *h, struct cs_listener *l)
 
 typedef void (*sock_fn)(const struct nlmsghdr *h, void *arg);
 
-/* One recv()'s worth of a dump answer to request seq: each socket message
- * to fn. 1 at NLMSG_DONE, 0 when more is to come, -errno otherwise. */
-static int parse_messages(const void *buf, size_t len, uint32_t seq, sock_fn fn, void *arg)
+/* What a dump answers with: its message type and that message's fixed part. */
+struct dump_kind {
+	uint16_t type;
+	size_t min_len;
+};
+
+static const struct dump_kind sock_dump = { SOCK_DIAG_BY_FAMILY, sizeof(struct inet_diag_msg) };
+static const struct dump_kind addr_dump = { RTM_NEWADDR, sizeof(struct ifaddrmsg) };
+
+/* One recv()'s worth of a dump answer to request seq: each message of the
+ * kind to fn. 1 at NLMSG_DONE, 0 when more is to come, -errno otherwise. */
+static int parse_kind(const void *buf, size_t len, uint32_t seq, const struct dump_kind *kind,
+		      sock_fn fn, void *arg)
 {
 	const struct nlmsghdr *h = buf;
 	/* signed: NLMSG_NEXT subtracts the aligned length, which can pass 0 */
@@ -198,11 +216,15 @@ static int parse_messages(const void *buf, size_t len, uint32_t seq, sock_fn fn,
 			return e->error < 0 ? e->error : -EIO;
 		}
 		/* a message shorter than its header says would be read past its end */
-		if (h->nlmsg_type == SOCK_DIAG_BY_FAMILY &&
-		    h->nlmsg_len >= NLMSG_LENGTH(sizeof(struct inet_diag_msg)))
+		if (h->nlmsg_type == kind->type && h->nlmsg_len >= NLMSG_LENGTH(kind->min_len))
 			fn(h, arg);
 	}
 	return 0;
+}
+
+static int parse_messages(const void *buf, size_t len, uint32_t seq, sock_fn fn, void *arg)
+{
+	return parse_kind(buf, len, seq, &sock_dump, fn, arg);
 }
 
 struct listener_dump {
@@ -226,6 +248,35 @@ int sockdiag_parse_reply(const void *buf, size_t len, uint32_t seq, struct cs_li
 	return parse_messages(buf, len, seq, on_listener, &d);
 }
 
+/* Sends a dump request (its nlmsghdr first, seq filled in here) on fd and
+ * gives each answer message of the kind to fn. 0 or -errno. */
+static int dump(struct sockdiag *sd, int fd, void *req, size_t len, const struct dump_kind *kind,
+		sock_fn fn, void *arg)
+{
+	struct sockaddr_nl nladdr = { .nl_family = AF_NETLINK };
+	static __thread char buf[32768];
+	struct nlmsghdr *nlh = req;
+
+	nlh->nlmsg_seq = ++sd->seq;
+	if (sendto(fd, req, len, 0, (struct sockaddr *)&nladdr, sizeof(nladdr)) < 0)
+		return -errno;
+	for (;;) {
+		ssize_t n = recv(fd, buf, sizeof(buf), 0);
+		int done;
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		done = parse_kind(buf, n, sd->seq, kind, fn, arg);
+		if (done < 0)
+			return done;
+		if (done)
+			return 0;
+	}
+}
+
 /* One sock_diag dump of TCP sockets of family in the states mask, with the
  * ext attributes asked for; each socket goes to fn. 0 or -errno. */
 static int dump_family(struct sockdiag *sd, int family, uint32_t states, uint8_t ext,
@@ -239,7 +290,6 @@ static int dump_family(struct sockdiag *sd, int family, uint32_t states, uint8_t
 			.nlmsg_len = sizeof(msg),
 			.nlmsg_type = SOCK_DIAG_BY_FAMILY,
 			.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP,
-			.nlmsg_seq = ++sd->seq,
 		},
 		.req = {
 			.sdiag_family = family,
@@ -248,26 +298,64 @@ static int dump_family(struct sockdiag *sd, int family, uint32_t states, uint8_t
 			.idiag_ext = ext,
 		},
 	};
-	struct sockaddr_nl nladdr = { .nl_family = AF_NETLINK };
-	static __thread char buf[32768];
 
-	if (sendto(sd->fd, &msg, sizeof(msg), 0, (struct sockaddr *)&nladdr, sizeof(nladdr)) < 0)
-		return -errno;
-	for (;;) {
-		ssize_t len = recv(sd->fd, buf, sizeof(buf), 0);
+	return dump(sd, sd->fd, &msg, sizeof(msg), &sock_dump, fn, arg);
+}
 
-		if (len < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
+struct addr_list {
+	uint8_t (*out)[16];
+	int max, n;
+};
+
+static void on_addr(const struct nlmsghdr *h, void *arg)
+{
+	const struct ifaddrmsg *m = NLMSG_DATA(h);
+	int rtlen = h->nlmsg_len - NLMSG_LENGTH(sizeof(*m));
+	const struct rtattr *a = (const struct rtattr *)(m + 1);
+	struct addr_list *d = arg;
+
+	/* loopback (scope host) never comes from another namespace */
+	if (m->ifa_scope == RT_SCOPE_HOST || (m->ifa_family != AF_INET && m->ifa_family != AF_INET6))
+		return;
+	for (; RTA_OK(a, rtlen) && d->n < d->max; a = RTA_NEXT(a, rtlen)) {
+		uint8_t *o = d->out[d->n];
+
+		/* IFA_LOCAL is the address itself; IFA_ADDRESS the peer's on a
+		 * point-to-point link, the address itself elsewhere (and IPv6) */
+		if (a->rta_type != (m->ifa_family == AF_INET ? IFA_LOCAL : IFA_ADDRESS))
+			continue;
+		memset(o, 0, 16);
+		if (m->ifa_family == AF_INET && RTA_PAYLOAD(a) >= 4) {
+			o[10] = o[11] = 0xff;
+			memcpy(o + 12, RTA_DATA(a), 4);
+			d->n++;
+		} else if (m->ifa_family == AF_INET6 && RTA_PAYLOAD(a) >= 16) {
+			memcpy(o, RTA_DATA(a), 16);
+			d->n++;
 		}
-		int done = parse_messages(buf, len, sd->seq, fn, arg);
-
-		if (done < 0)
-			return done;
-		if (done)
-			return 0;
 	}
+}
+
+int sockdiag_addresses(struct sockdiag *sd, uint8_t (*out)[16], int max)
+{
+	struct {
+		struct nlmsghdr nlh;
+		struct ifaddrmsg ifa;
+	} msg = {
+		.nlh = {
+			.nlmsg_len = sizeof(msg),
+			.nlmsg_type = RTM_GETADDR,
+			.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP,
+		},
+		.ifa = { .ifa_family = AF_UNSPEC },
+	};
+	struct addr_list d = { .out = out, .max = max };
+	int err;
+
+	if (sd->rt_fd < 0)
+		return -EBADF;
+	err = dump(sd, sd->rt_fd, &msg, sizeof(msg), &addr_dump, on_addr, &d);
+	return err ? err : d.n;
 }
 
 int sockdiag_listeners(struct sockdiag *sd, struct cs_listener *out, int max)

@@ -27,6 +27,9 @@ int sockdiag_listeners(struct sockdiag *sd, struct cs_listener *out, int max);
  * is to come, -errno on NLMSG_ERROR or a malformed message. */
 int sockdiag_parse_reply(const void *buf, size_t len, uint32_t seq, struct cs_listener *out,
 			 int max, int *n);
+/* The namespace's interface addresses but loopback, 16 bytes each (IPv4
+ * as ::ffff:a.b.c.d), into out[0..max). Returns the count or -errno. */
+int sockdiag_addresses(struct sockdiag *sd, uint8_t (*out)[16], int max);
 /* net.ipv4.ip_local_port_range of the namespace at start (-1 -1 if unread). */
 void sockdiag_port_range(const struct sockdiag *sd, int *low, int *high);
 /* TCP sockets in state (TCP_CLOSE_WAIT...) whose local port is_port()

@@ -973,7 +973,9 @@ static __always_inline int count_reset_sent(const struct sock *sk, const struct 
 	e->pid = 0;
 	__builtin_memset(e->comm, 0, sizeof(e->comm));
 	e->reason = reason;
-	if (sk)
+	/* a listener's reset (a segment no connection or request matched) has
+	 * no peer in the socket: the segment names the client */
+	if (sk && (BPF_CORE_READ(sk, __sk_common.skc_state) != TCP_LISTEN || !skb))
 		fill_tuple_from_sk(e, sk);
 	else
 		fill_tuple_from_skb(e, skb);

@@ -4,7 +4,7 @@ connections accepted from them), never another process's listener on the
 same port at another address, nor connects to an address nobody listens on;
 softirq-side events carry no bystander's PID."""
 import subprocess
-from lib import Connscope, Netns, Server, check, client, eq, pinned, ss_listener, wait_until
+from lib import Connscope, Netns, Server, check, client, eq, pinned, settle, ss_listener, wait_until
 
 PORT = 18081
 
@@ -76,4 +76,63 @@ def test_dual_stack_target_and_reset_events_carry_no_bystander_pid():
         for e in events:
             check(e.get("pid") in (None, 0, srv.pid), "reset event names pid %r: %r" % (e.get("pid"), e))
             check(e.get("remote"), "reset event has the client's address: %r" % e)
+        cs.stop()
+
+
+def nstat_ns(ns, name):
+    out = subprocess.run(["ip", "netns", "exec", ns.name, "nstat", "-az", name],
+                         capture_output=True, text=True, check=True).stdout
+    for line in out.splitlines():
+        if line.startswith(name + " "):
+            return int(line.split()[1])
+    raise AssertionError("nstat has no %s: %r" % (name, out))
+
+
+RAW_ACKS = r'''
+import socket, struct, sys
+port, n = int(sys.argv[1]), int(sys.argv[2])
+src = dst = socket.inet_aton("127.0.0.1")
+
+
+def csum(b):
+    if len(b) % 2:
+        b += b"\0"
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    while s >> 16:
+        s = (s & 0xffff) + (s >> 16)
+    return ~s & 0xffff
+
+
+raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
+for i in range(n):
+    hdr = struct.pack("!HHIIBBHHH", 40000 + i, port, 1000 + i, 5000 + i, 5 << 4, 0x10, 1024, 0, 0)
+    pseudo = src + dst + struct.pack("!BBH", 0, socket.IPPROTO_TCP, len(hdr))
+    hdr = hdr[:16] + struct.pack("!H", csum(pseudo + hdr)) + hdr[18:]
+    raw.sendto(hdr, ("127.0.0.1", 0))
+'''
+
+
+def test_listener_reset_events_name_the_client():
+    """A listener's own resets (an ACK that no handshake and no cookie
+    matches: reason tcp_flags) have no peer in the socket: the event names
+    the client from the segment, and the count equals what the namespace
+    sent (the listener is its only sender of resets)."""
+    with Netns() as ns:
+        srv = Server("--max-accepts", 0, netns=ns)
+        cs = Connscope(srv.pid)
+        lbl = "127.0.0.1:%d" % srv.port
+        subprocess.run(["ip", "netns", "exec", ns.name, "python3", "-c", RAW_ACKS, str(srv.port), "20"],
+                       check=True, timeout=30)
+        sent = settle(lambda: nstat_ns(ns, "TcpOutRsts"), quiet=1.2, what="TcpOutRsts")
+        eq(sent, 20, "the listener answered each stray ACK with a reset")
+        counted = settle(lambda: sum(cs.metrics().find("connscope_tcp_resets_sent_total").values()),
+                         what="resets counted")
+        eq(counted, sent, "resets counted vs the namespace's TcpOutRsts")
+        events = [e for e in cs.json("/api/v1/events?limit=100")["events"]
+                  if e["kind"] == "reset_sent" and e.get("local") == lbl]
+        check(events, "reset events from the listener")
+        for e in events:
+            eq(e.get("reason"), "tcp_flags", "reason")
+            host, _, port = e.get("remote", "").rpartition(":")
+            check(host == "127.0.0.1" and 40000 <= int(port or 0) < 40020, "the event names the client: %r" % e)
         cs.stop()

@@ -27,8 +27,8 @@ def test_bench_quick_produces_every_figure():
     eq(b["churn_accepts_counted"], b["churn_connections"], "churn: every accept counted")
     # an A/B difference: either sign, but a number
     check(isinstance(b.get("full_probes_cost_percent"), float), "A/B figure: %r" % b.get("full_probes_cost_percent"))
-    check(b["full_probes_programs_ns_per_conn"] > 0, "the full set's own programs ran")
-    eq(b["baseline_full_probes_programs_ns_per_conn"], 0, "the baseline ran without them")
+    check(b["full_probes_programs_runs_per_conn"] > 0, "the full set's own programs ran")
+    eq(b["baseline_full_probes_programs_runs"], 0, "the baseline ran without them")
     eq(b["scale_accepts_counted"], b["scale_held"], "scale: every held connection counted")
     eq(b["scale_events_lost"], 0, "scale: events lost")
     check(b["burst_drops_ss"] > 0, "the burst overflowed the queue")

@@ -523,10 +523,26 @@ static __always_inline void serve_on_state(const struct sock *sk, struct cs_conn
 	if (life >= CS_REJECT_WINDOW_NS)
 		return;
 	st->rejected++;
+	st->rejected_life_slots[hist_slot(life)]++;
 	st->rejected_life_sum_ns += life;
 	st->rejected_last_ns = now;
 	st->rejected_last_bytes_in = BPF_CORE_READ((struct tcp_sock *)sk, bytes_received);
 	st->rejected_last_bytes_out = BPF_CORE_READ((struct tcp_sock *)sk, bytes_sent);
+}
+
+/* accept() took a connection whose peer had already closed it (FIN) while it
+ * waited in the backlog: the peer gave up on the queue, not on the app's
+ * workers, so it is neither "gave up before the first read" nor "closed
+ * unread". The READ flag settles its serving account (snapshot_port_unread
+ * counts it as done through left_in_backlog). */
+static __always_inline void serve_left_in_backlog(struct cs_conn *conn)
+{
+	struct cs_serve_stats *st;
+
+	conn_flag_set(conn, CS_CONN_READ);
+	st = serve_stats_get(conn->port);
+	if (st)
+		st->left_in_backlog++;
 }
 
 /* The app copied data from the connection: tcp_recvmsg (read, recv*, io_uring)
@@ -560,7 +576,7 @@ int BPF_PROG(on_rcv_space_adjust, struct sock *sk)
 
 static __always_inline void on_accepted(struct sock *sk)
 {
-	__u64 key = (__u64)sk, now = bpf_ktime_get_ns();
+	__u64 key = (__u64)sk, now = bpf_ktime_get_ns(), flags;
 	struct cs_port_stats *stats;
 	struct cs_conn *conn, fresh = {};
 	__u16 port;
@@ -606,8 +622,11 @@ static __always_inline void on_accepted(struct sock *sk)
 		conn->accepted_ns = now;
 		/* one atomic step each here and in on_close: whichever runs
 		 * second sees the other's flag */
-		if (__sync_fetch_and_or(&conn->flags, CS_CONN_ACCEPTED) & CS_CONN_CLOSED)
+		flags = __sync_fetch_and_or(&conn->flags, CS_CONN_ACCEPTED);
+		if (flags & CS_CONN_CLOSED)
 			accepted_after_close(stats);
+		else if (flags & CS_CONN_REMOTE_FIN)
+			serve_left_in_backlog(conn);
 	}
 }
 

@@ -239,7 +239,7 @@ void cause_clients_how(struct cs_cause *c, const char *fmt, ...)
 	va_end(ap);
 }
 
-void evidence_num(struct cs_cause *c, const char *name, double v)
+void evidence_num_exact(struct cs_cause *c, const char *name, double v)
 {
 	struct cs_evidence *e;
 
@@ -247,8 +247,13 @@ void evidence_num(struct cs_cause *c, const char *name, double v)
 		return;
 	e = &c->evidence[c->n_evidence++];
 	snprintf(e->name, sizeof(e->name), "%s", name);
+	e->num = v;
+}
+
+void evidence_num(struct cs_cause *c, const char *name, double v)
+{
 	/* counts stay exact; rates and seconds read better to a hundredth */
-	e->num = v == (double)(long long)v ? v : round(v * 100) / 100;
+	evidence_num_exact(c, name, v == (double)(long long)v ? v : round(v * 100) / 100);
 }
 
 void evidence_text(struct cs_cause *c, const char *name, const char *fmt, ...)

@@ -194,6 +194,8 @@ char *json_snapshot(const struct cs_snapshot *s)
 		cJSON_AddNumberToObject(o, "connections_closed_before_accept_total", (double)p->closed_before_accept);
 		add_hist(o, "accept_wait_seconds", &p->accept_wait);
 		add_hist(o, "connection_duration_seconds", &p->duration);
+		add_hist(o, "rejected_lifetime_seconds", &p->serve.rejected_life);
+		cJSON_AddNumberToObject(o, "connections_left_in_backlog_total", (double)p->serve.left_in_backlog);
 		cJSON_AddItemToArray(arr, o);
 	}
 	o = cJSON_AddObjectToObject(root, "tcp_resets_sent_total");

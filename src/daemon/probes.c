@@ -590,7 +590,8 @@ static void add_serve(struct cs_serve *sv, const struct cs_serve_stats *v, uint6
 	sv->closed_unread += v->closed_unread;
 	sv->gave_up += v->gave_up;
 	sv->rejected += v->rejected;
-	sv->rejected_life_sum_ns += v->rejected_life_sum_ns;
+	add_hist(&sv->rejected_life, v->rejected_life_slots, v->rejected_life_sum_ns, v->rejected);
+	sv->left_in_backlog += v->left_in_backlog;
 	sv->netfilter_drops += v->netfilter_drops;
 	sv->idle_closes += v->idle_closes;
 	sv->idle_close_sum_ns += v->idle_close_sum_ns;

@@ -38,7 +38,8 @@ struct cs_listener {
 struct cs_serve {
 	struct cs_hist first_read_wait;
 	uint64_t closed_unread, gave_up, rejected;
-	uint64_t rejected_life_sum_ns;
+	struct cs_hist rejected_life; /* accept -> the app's FIN, of the rejected */
+	uint64_t left_in_backlog; /* accepted after the peer closed it in the queue */
 	uint64_t rejected_last_bytes_in, rejected_last_bytes_out;
 	uint64_t netfilter_drops; /* SYNs to this port netfilter dropped */
 	uint64_t idle_closes, idle_close_sum_ns; /* app closes after >= 100 ms idle */

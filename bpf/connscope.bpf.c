@@ -44,6 +44,16 @@ struct {
 	__type(value, __u8);
 } listen_addrs SEC(".maps");
 
+/* When the target stopped listening on an address of listen_addrs
+ * (bpf_ktime_get_ns), for the snapshot: a map apart, so that the hooks
+ * reading listen_addrs on every packet keep reading one byte. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, CS_LISTEN_ADDRS_MAX);
+	__type(key, struct cs_listen_key);
+	__type(value, __u64);
+} listen_stopped SEC(".maps");
+
 /* The same ports as bits: 8 KiB that stay in cache, where listen_ports'
  * 64 KiB do not; for the hooks that run for every TCP read or drop on the
  * machine (a client's random port is a cache miss in the byte array). */
@@ -741,9 +751,11 @@ static __always_inline void on_listen(const struct sock *sk)
 	/* listen() runs in the caller's context, so current is meaningful here */
 	if (!current_is_target())
 		return;
-	if (sk_listen_key(sk, port, &k) &&
-	    bpf_map_update_elem(&listen_addrs, &k, &one, BPF_ANY)) /* one: CS_LISTEN_NOW */
-		count(CS_CNT_LISTEN_ADDRS_FULL);
+	if (sk_listen_key(sk, port, &k)) {
+		if (bpf_map_update_elem(&listen_addrs, &k, &one, BPF_ANY)) /* one: CS_LISTEN_NOW */
+			count(CS_CNT_LISTEN_ADDRS_FULL);
+		bpf_map_delete_elem(&listen_stopped, &k); /* listening again */
+	}
 	v = bpf_map_lookup_elem(&listen_ports, &port);
 	if (v)
 		*v = 1;
@@ -760,8 +772,13 @@ static __always_inline void on_listen_close(const struct sock *sk)
 	if (!current_is_target() || !sk_listen_key(sk, sk_local_port(sk), &k))
 		return;
 	v = bpf_map_lookup_elem(&listen_addrs, &k);
-	if (v)
+	if (v) {
+		__u64 now = bpf_ktime_get_ns();
+
 		*v = CS_LISTEN_STOPPED;
+		if (bpf_map_update_elem(&listen_stopped, &k, &now, BPF_ANY))
+			count(CS_CNT_LISTEN_ADDRS_FULL);
+	}
 }
 
 /* A passive connection reached ESTABLISHED: track it from here, unless

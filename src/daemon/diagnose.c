@@ -630,6 +630,21 @@ static void rule_syn(const struct cs_snapshot *s, const struct cs_window *w, con
 		    "retransmitted, look for loss on the path.", s->syncookies);
 }
 
+/* The listener the target closed last, and how long ago: where the refused
+ * clients were going. */
+static void evidence_stopped_listener(const struct cs_snapshot *s, struct cs_cause *c)
+{
+	const struct cs_stopped_listener *last = NULL;
+
+	for (int i = 0; i < s->n_stopped_listeners; i++)
+		if (!last || s->stopped_listeners[i].stopped_at > last->stopped_at)
+			last = &s->stopped_listeners[i];
+	if (!last)
+		return;
+	evidence_text(c, "stopped_listener", "%s", last->label);
+	evidence_num(c, "seconds_since_listener_stopped", s->unix_ms / 1e3 - last->stopped_at);
+}
+
 static void rule_resets(const struct cs_snapshot *s, const struct cs_window *w, struct cs_diagnosis *d)
 {
 	struct cs_cause *c;
@@ -653,6 +668,7 @@ static void rule_resets(const struct cs_snapshot *s, const struct cs_window *w, 
 		evidence_num(c, "resets_no_socket", (double)w->resets_no_socket);
 		evidence_num(c, "listeners", s->n_listeners);
 		evidence_num(c, "ports_without_listener", s->ports_closed);
+		evidence_stopped_listener(s, c);
 		cause_explain(c, "The kernel answered %llu segments with a reset because nothing "
 		    "listened on a port the target served (it closed its listener or restarted); "
 		    "clients saw 'connection refused' or 'reset'.", (unsigned long long)w->resets_no_socket);

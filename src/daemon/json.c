@@ -177,6 +177,15 @@ char *json_snapshot(const struct cs_snapshot *s)
 		cJSON_AddNumberToObject(o, "listen_drops_total", (double)l->drops);
 		cJSON_AddItemToArray(arr, o);
 	}
+	for (int i = 0; i < s->n_stopped_listeners; i++) {
+		const struct cs_stopped_listener *l = &s->stopped_listeners[i];
+
+		o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "listener", l->label);
+		cJSON_AddNumberToObject(o, "port", l->port);
+		cJSON_AddNumberToObject(o, "stopped_at", l->stopped_at);
+		cJSON_AddItemToArray(arr, o);
+	}
 	arr = cJSON_AddArrayToObject(root, "ports");
 	for (int i = 0; i < s->n_ports; i++) {
 		const struct cs_port *p = &s->ports[i];

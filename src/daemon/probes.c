@@ -17,7 +17,9 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
+#include <time.h>
 #include <unistd.h>
+#include "netutil.h"
 #include "connscope.skel.h"
 
 #define TRACEFS "/sys/kernel/tracing"
@@ -724,6 +726,39 @@ int probes_mark_queue_full(struct probes *p, uint16_t port, uint64_t mono_ns, ui
 	return 0;
 }
 
+/* listen_stopped: each address the target stopped listening on, its label
+ * as sock_diag's (IPv4 from the v4-mapped key form) and when, in wall-clock
+ * time (bpf_ktime_get_ns is CLOCK_MONOTONIC). */
+static void read_listen_stopped(struct probes *p, struct cs_snapshot *s)
+{
+	static const uint8_t v4_mapped[12] = { [10] = 0xff, [11] = 0xff };
+	struct bpf_map *m = p->skel->maps.listen_stopped;
+	struct cs_listen_key key, next;
+	struct timespec mono, real;
+	void *prev = NULL;
+	__u64 ns;
+
+	clock_gettime(CLOCK_MONOTONIC, &mono);
+	clock_gettime(CLOCK_REALTIME, &real);
+	s->n_stopped_listeners = 0;
+	while (s->n_stopped_listeners < CS_LISTENERS_MAX &&
+	       !bpf_map__get_next_key(m, prev, &next, sizeof(next))) {
+		struct cs_stopped_listener *l = &s->stopped_listeners[s->n_stopped_listeners];
+		bool v4 = !memcmp(next.addr, v4_mapped, sizeof(v4_mapped));
+
+		key = next;
+		prev = &key;
+		if (bpf_map__lookup_elem(m, &key, sizeof(key), &ns, sizeof(ns), 0))
+			continue; /* deleted meanwhile: listening again */
+		l->port = key.port;
+		net_format_addr(v4 ? AF_INET : AF_INET6, v4 ? &key.addr[12] : key.addr, key.port,
+				l->label, sizeof(l->label));
+		l->stopped_at = real.tv_sec + real.tv_nsec / 1e9 -
+				(mono.tv_sec + mono.tv_nsec / 1e9 - ns / 1e9);
+		s->n_stopped_listeners++;
+	}
+}
+
 int probes_read(struct probes *p, struct cs_snapshot *s)
 {
 	int err = 0;
@@ -731,6 +766,7 @@ int probes_read(struct probes *p, struct cs_snapshot *s)
 	read_ports(p, s);
 	read_queue_time(p, s);
 	read_serve(p, s);
+	read_listen_stopped(p, s);
 	read_syscall_errors(p, s);
 	for (__u32 i = 0; i < CS_RST_REASONS_MAX; i++)
 		s->resets_sent[i] = percpu_u64(p, p->skel->maps.resets_sent, i, &err);

@@ -79,6 +79,13 @@ struct probes {
 	/* programs the verifier refused in an earlier load attempt */
 	char refused[LOAD_ATTEMPTS_MAX][PROG_NAME_LEN];
 	int n_refused;
+	/* listen_stopped's times in wall-clock seconds, converted once: a new
+	 * conversion on every read would move them by microseconds */
+	struct {
+		__u64 ns;
+		double wall;
+	} stopped_wall[CS_LISTENERS_MAX];
+	int n_stopped_wall;
 };
 
 static bool verbose_log;
@@ -729,6 +736,21 @@ int probes_mark_queue_full(struct probes *p, uint16_t port, uint64_t mono_ns, ui
 /* listen_stopped: each address the target stopped listening on, its label
  * as sock_diag's (IPv4 from the v4-mapped key form) and when, in wall-clock
  * time (bpf_ktime_get_ns is CLOCK_MONOTONIC). */
+static double stopped_wall(struct probes *p, __u64 ns, const struct timespec *mono,
+			   const struct timespec *real)
+{
+	int i;
+
+	for (i = 0; i < p->n_stopped_wall; i++)
+		if (p->stopped_wall[i].ns == ns)
+			return p->stopped_wall[i].wall;
+	i = p->n_stopped_wall < CS_LISTENERS_MAX ? p->n_stopped_wall++ : (int)(ns % CS_LISTENERS_MAX);
+	p->stopped_wall[i].ns = ns;
+	p->stopped_wall[i].wall = real->tv_sec + real->tv_nsec / 1e9 -
+				  (mono->tv_sec + mono->tv_nsec / 1e9 - ns / 1e9);
+	return p->stopped_wall[i].wall;
+}
+
 static void read_listen_stopped(struct probes *p, struct cs_snapshot *s)
 {
 	static const uint8_t v4_mapped[12] = { [10] = 0xff, [11] = 0xff };
@@ -753,8 +775,7 @@ static void read_listen_stopped(struct probes *p, struct cs_snapshot *s)
 		l->port = key.port;
 		net_format_addr(v4 ? AF_INET : AF_INET6, v4 ? &key.addr[12] : key.addr, key.port,
 				l->label, sizeof(l->label));
-		l->stopped_at = real.tv_sec + real.tv_nsec / 1e9 -
-				(mono.tv_sec + mono.tv_nsec / 1e9 - ns / 1e9);
+		l->stopped_at = stopped_wall(p, ns, &mono, &real);
 		s->n_stopped_listeners++;
 	}
 }

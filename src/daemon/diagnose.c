@@ -435,6 +435,16 @@ static double queue_clients(const struct cs_snapshot *s, const struct lwin *l, u
 	return (double)ack + ceil((double)*syn_drops / tries);
 }
 
+/* Since attach: connections on the port accepted after their peer had
+ * closed them in the queue, clients that gave up waiting in the backlog. */
+static uint64_t left_in_backlog(const struct cs_snapshot *s, uint16_t port)
+{
+	for (int i = 0; i < s->n_ports; i++)
+		if (s->ports[i].port == port)
+			return s->ports[i].serve.left_in_backlog;
+	return 0;
+}
+
 static void queue_evidence(struct cs_cause *c, const struct cs_snapshot *s, const struct cs_window *w,
 			   const struct lwin *l, uint64_t syn_drops)
 {
@@ -454,6 +464,7 @@ static void queue_evidence(struct cs_cause *c, const struct cs_snapshot *s, cons
 	evidence_num(c, "connections_open_peak", (double)l->open_peak);
 	evidence_num(c, "syncookies_sent_netns", (double)w->syncookies_sent);
 	evidence_num(c, "somaxconn", s->somaxconn);
+	evidence_num(c, "left_in_backlog", (double)left_in_backlog(s, l->port));
 }
 
 static void clamp_note(const struct cs_snapshot *s, const struct lwin *l, char *buf, size_t len)

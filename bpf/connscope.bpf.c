@@ -51,6 +51,16 @@ struct {
 	__type(value, __u8);
 } listen_addrs SEC(".maps");
 
+/* When the target stopped listening on an address of listen_addrs
+ * (bpf_ktime_get_ns), for the snapshot: a map apart, so that the hooks
+ * reading listen_addrs on every packet keep reading one byte. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, CS_LISTEN_ADDRS_MAX);
+	__type(key, struct cs_listen_key);
+	__type(value, __u64);
+} listen_stopped SEC(".maps");
+
 /* The same ports as bits: 8 KiB that stay in cache, where listen_ports'
  * 64 KiB do not; for the hooks that run for every TCP read or drop on the
  * machine (a client's random port is a cache miss in the byte array). */
@@ -540,10 +550,26 @@ static __always_inline void serve_on_state(const struct sock *sk, struct cs_conn
 	if (life >= CS_REJECT_WINDOW_NS)
 		return;
 	st->rejected++;
+	st->rejected_life_slots[hist_slot(life)]++;
 	st->rejected_life_sum_ns += life;
 	st->rejected_last_ns = now;
 	st->rejected_last_bytes_in = BPF_CORE_READ((struct tcp_sock *)sk, bytes_received);
 	st->rejected_last_bytes_out = BPF_CORE_READ((struct tcp_sock *)sk, bytes_sent);
+}
+
+/* accept() took a connection whose peer had already closed it (FIN) while it
+ * waited in the backlog: the peer gave up on the queue, not on the app's
+ * workers, so it is neither "gave up before the first read" nor "closed
+ * unread". The READ flag settles its serving account (snapshot_port_unread
+ * counts it as done through left_in_backlog). */
+static __always_inline void serve_left_in_backlog(struct cs_conn *conn)
+{
+	struct cs_serve_stats *st;
+
+	conn_flag_set(conn, CS_CONN_READ);
+	st = serve_stats_get(conn->port);
+	if (st)
+		st->left_in_backlog++;
 }
 
 /* The app copied data from the connection: tcp_recvmsg (read, recv*, io_uring)
@@ -580,7 +606,7 @@ int BPF_PROG(on_rcv_space_adjust, struct sock *sk)
 
 static __always_inline void on_accepted(struct sock *sk)
 {
-	__u64 key = (__u64)sk, now = bpf_ktime_get_ns();
+	__u64 key = (__u64)sk, now = bpf_ktime_get_ns(), flags;
 	struct cs_port_stats *stats;
 	struct cs_conn *conn, fresh = {};
 	__u16 port;
@@ -626,8 +652,11 @@ static __always_inline void on_accepted(struct sock *sk)
 		conn->accepted_ns = now;
 		/* one atomic step each here and in on_close: whichever runs
 		 * second sees the other's flag */
-		if (__sync_fetch_and_or(&conn->flags, CS_CONN_ACCEPTED) & CS_CONN_CLOSED)
+		flags = __sync_fetch_and_or(&conn->flags, CS_CONN_ACCEPTED);
+		if (flags & CS_CONN_CLOSED)
 			accepted_after_close(stats);
+		else if (flags & CS_CONN_REMOTE_FIN)
+			serve_left_in_backlog(conn);
 	}
 }
 
@@ -742,9 +771,11 @@ static __always_inline void on_listen(const struct sock *sk)
 	/* listen() runs in the caller's context, so current is meaningful here */
 	if (!current_is_target())
 		return;
-	if (sk_listen_key(sk, port, &k) &&
-	    bpf_map_update_elem(&listen_addrs, &k, &one, BPF_ANY)) /* one: CS_LISTEN_NOW */
-		count(CS_CNT_LISTEN_ADDRS_FULL);
+	if (sk_listen_key(sk, port, &k)) {
+		if (bpf_map_update_elem(&listen_addrs, &k, &one, BPF_ANY)) /* one: CS_LISTEN_NOW */
+			count(CS_CNT_LISTEN_ADDRS_FULL);
+		bpf_map_delete_elem(&listen_stopped, &k); /* listening again */
+	}
 	v = bpf_map_lookup_elem(&listen_ports, &port);
 	if (v)
 		*v = 1;
@@ -761,8 +792,13 @@ static __always_inline void on_listen_close(const struct sock *sk)
 	if (!current_is_target() || !sk_listen_key(sk, sk_local_port(sk), &k))
 		return;
 	v = bpf_map_lookup_elem(&listen_addrs, &k);
-	if (v)
+	if (v) {
+		__u64 now = bpf_ktime_get_ns();
+
 		*v = CS_LISTEN_STOPPED;
+		if (bpf_map_update_elem(&listen_stopped, &k, &now, BPF_ANY))
+			count(CS_CNT_LISTEN_ADDRS_FULL);
+	}
 }
 
 /* A passive connection reached ESTABLISHED: track it from here, unless

@@ -108,8 +108,17 @@ def test_served_pool_is_not_accepted_not_served():
     cs.stop()
 
 
+def log2_bucket_le(seconds):
+    """Upper bound (s) of the log2 histogram bucket holding a duration: slot
+    i holds [2^i, 2^(i+1)) microseconds, as connscope's probes bucket."""
+    us = int(seconds * 1e6)
+    return (1 << max(us.bit_length(), 1)) / 1e6
+
+
 def test_rejected_after_accept():
-    srv = Counted("limit_server.py", "--limit", 50)
+    # 3 ms before the error line: the lifetimes sit inside one bucket,
+    # [2.048, 4.096) ms, far from its bounds at this resolution
+    srv = Counted("limit_server.py", "--limit", 50, "--reject-after", 0.003)
     cs = Connscope(srv.pid)
     r = client("127.0.0.1", srv.port, 80, rate=200, hold=1.0)
     eq(r["connected"], 80, "clients connected")
@@ -124,6 +133,18 @@ def test_rejected_after_accept():
     eq(c["listener"], srv.listener, "listener")
     eq(c["evidence"]["last_rejected_bytes_out"], len(b"ERROR too many clients\n"), "the error line's bytes")
     eq(c["evidence"]["last_rejected_bytes_in"], 0, "nothing read")
+    # the median at bucket resolution: the bound of the bucket that holds the
+    # server's own ceil(n/2)-th shortest lifetime
+    lives = sorted(srv.stats()["rejected_lifetimes"])
+    eq(len(lives), rejected, "the server logged each rejection's lifetime")
+    median_le = log2_bucket_le(lives[(len(lives) + 1) // 2 - 1])
+    eq(c["evidence"]["median_lifetime_seconds"], median_le,
+       "median lifetime's bucket vs the server's own lifetimes %r" % lives)
+    check("half of them lived under %.6f s" % median_le in c["explanation"],
+          "explanation says the median: %r" % c["explanation"])
+    m = cs.metrics()
+    eq(m.get1("connscope_rejected_lifetime_seconds_count", listener=srv.listener), rejected,
+       "lifetime histogram count vs the server's rejections")
     check("accepted_not_served" not in causes(dd), "not also not-served: %r" % causes(dd))
     eq(cs.metrics().get1("connscope_connections_rejected_total", listener=srv.listener), rejected,
        "rejected counter vs the server's")

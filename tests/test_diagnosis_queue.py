@@ -71,6 +71,8 @@ def test_connection_cap_held():
                                   "connections"), "summary: %r" % d["summary"])
     check(c["clients_affected"] > 0 and c["clients_how"], "clients counted: %r" % c)
     check("accept_queue_slow" not in ids(d) and "accept_queue_stalled" not in ids(d), "one queue cause")
+    # clients that gave up while queued gave up on the backlog, not on workers
+    check("accepted_not_served" not in ids(d), "not accepted_not_served: %r" % ids(d))
     text = cs.get("/api/v1/diagnosis?format=text")[2].decode()
     check(text.startswith("Clients failed because the server stopped accepting at 200 open connections: "
                           "the application's connection cap."), "text starts with the sentence: %r" % text[:160])
@@ -90,6 +92,7 @@ def test_connection_cap_under_churn():
     eq(c["evidence"]["plateau_connections"], peak, "plateau vs the server's own peak open count")
     check(c["evidence"]["accepts_right_after_a_close"] > 0, "accepts followed closes: %r" % c["evidence"])
     check("accept_queue_slow" not in ids(d), "not slow: %r" % ids(d))
+    check("accepted_not_served" not in ids(d), "not accepted_not_served: %r" % ids(d))
     cs.stop()
 
 

@@ -178,6 +178,7 @@ struct cs_serve_stats {
 	__u64 closed_unread;  /* closed, by either side, never read by the app */
 	__u64 gave_up;        /* peer sent data, then FIN/RST before the app read */
 	__u64 rejected;       /* app FIN first, before any read, within CS_REJECT_WINDOW_NS */
+	__u64 rejected_life_slots[CS_HIST_SLOTS]; /* accept -> the app's FIN, of the rejected */
 	__u64 rejected_life_sum_ns;
 	__u64 rejected_last_ns;        /* when the newest rejection on this CPU was */
 	__u64 rejected_last_bytes_in;  /* its bytes received and sent */
@@ -186,6 +187,7 @@ struct cs_serve_stats {
 	__u64 idle_closes;     /* app closed a served connection idle >= CS_IDLE_CLOSE_NS */
 	__u64 idle_close_sum_ns;
 	__u64 keepalive_resets; /* peer sent data (or RST) after the app's FIN */
+	__u64 left_in_backlog;  /* peer closed (FIN) while queued, accepted after */
 };
 
 struct cs_conn {

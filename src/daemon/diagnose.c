@@ -239,7 +239,7 @@ void cause_clients_how(struct cs_cause *c, const char *fmt, ...)
 	va_end(ap);
 }
 
-void evidence_num(struct cs_cause *c, const char *name, double v)
+void evidence_num_exact(struct cs_cause *c, const char *name, double v)
 {
 	struct cs_evidence *e;
 
@@ -247,8 +247,13 @@ void evidence_num(struct cs_cause *c, const char *name, double v)
 		return;
 	e = &c->evidence[c->n_evidence++];
 	snprintf(e->name, sizeof(e->name), "%s", name);
+	e->num = v;
+}
+
+void evidence_num(struct cs_cause *c, const char *name, double v)
+{
 	/* counts stay exact; rates and seconds read better to a hundredth */
-	e->num = v == (double)(long long)v ? v : round(v * 100) / 100;
+	evidence_num_exact(c, name, v == (double)(long long)v ? v : round(v * 100) / 100);
 }
 
 void evidence_text(struct cs_cause *c, const char *name, const char *fmt, ...)
@@ -430,6 +435,16 @@ static double queue_clients(const struct cs_snapshot *s, const struct lwin *l, u
 	return (double)ack + ceil((double)*syn_drops / tries);
 }
 
+/* Since attach: connections on the port accepted after their peer had
+ * closed them in the queue, clients that gave up waiting in the backlog. */
+static uint64_t left_in_backlog(const struct cs_snapshot *s, uint16_t port)
+{
+	for (int i = 0; i < s->n_ports; i++)
+		if (s->ports[i].port == port)
+			return s->ports[i].serve.left_in_backlog;
+	return 0;
+}
+
 static void queue_evidence(struct cs_cause *c, const struct cs_snapshot *s, const struct cs_window *w,
 			   const struct lwin *l, uint64_t syn_drops)
 {
@@ -449,6 +464,7 @@ static void queue_evidence(struct cs_cause *c, const struct cs_snapshot *s, cons
 	evidence_num(c, "connections_open_peak", (double)l->open_peak);
 	evidence_num(c, "syncookies_sent_netns", (double)w->syncookies_sent);
 	evidence_num(c, "somaxconn", s->somaxconn);
+	evidence_num(c, "left_in_backlog", (double)left_in_backlog(s, l->port));
 }
 
 static void clamp_note(const struct cs_snapshot *s, const struct lwin *l, char *buf, size_t len)
@@ -625,6 +641,21 @@ static void rule_syn(const struct cs_snapshot *s, const struct cs_window *w, con
 		    "retransmitted, look for loss on the path.", s->syncookies);
 }
 
+/* The listener the target closed last, and how long ago: where the refused
+ * clients were going. */
+static void evidence_stopped_listener(const struct cs_snapshot *s, struct cs_cause *c)
+{
+	const struct cs_stopped_listener *last = NULL;
+
+	for (int i = 0; i < s->n_stopped_listeners; i++)
+		if (!last || s->stopped_listeners[i].stopped_at > last->stopped_at)
+			last = &s->stopped_listeners[i];
+	if (!last)
+		return;
+	evidence_text(c, "stopped_listener", "%s", last->label);
+	evidence_num(c, "seconds_since_listener_stopped", s->unix_ms / 1e3 - last->stopped_at);
+}
+
 static void rule_resets(const struct cs_snapshot *s, const struct cs_window *w, struct cs_diagnosis *d)
 {
 	struct cs_cause *c;
@@ -648,6 +679,7 @@ static void rule_resets(const struct cs_snapshot *s, const struct cs_window *w, 
 		evidence_num(c, "resets_no_socket", (double)w->resets_no_socket);
 		evidence_num(c, "listeners", s->n_listeners);
 		evidence_num(c, "ports_without_listener", s->ports_closed);
+		evidence_stopped_listener(s, c);
 		cause_explain(c, "The kernel answered %llu segments with a reset because nothing "
 		    "listened on a port the target served (it closed its listener or restarted); "
 		    "clients saw 'connection refused' or 'reset'.", (unsigned long long)w->resets_no_socket);

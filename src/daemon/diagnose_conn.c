@@ -102,6 +102,24 @@ static double hist_mean_s(const struct cs_hist *h)
 	return h->count ? h->sum_ns / 1e9 / h->count : 0;
 }
 
+/* The median of a log2 histogram at bucket resolution: the upper bound of the
+ * slot (slot i holds [2^i, 2^(i+1)) us) that holds the ceil(count/2)-th
+ * smallest sample. Not interpolated: the true median lies in that slot,
+ * below this bound, and a reader can check it against the buckets. */
+static double hist_median_upper_s(const struct cs_hist *h)
+{
+	uint64_t rank = (h->count + 1) / 2, cum = 0;
+
+	if (!h->count)
+		return 0;
+	for (int i = 0; i < CS_HIST_SLOTS; i++) {
+		cum += h->slots[i];
+		if (cum >= rank)
+			return (double)(1ULL << (i + 1)) / 1e6;
+	}
+	return (double)(1ULL << CS_HIST_SLOTS) / 1e6;
+}
+
 /* Clients sent a request and left before the app read it: the app accepts
  * but does not serve (workers all busy, a blocked event loop, a lock). */
 static void rule_not_served(const struct cs_snapshot *s, const struct conn_window *w, struct cs_diagnosis *d)
@@ -155,18 +173,19 @@ static void rule_rejected(const struct cs_snapshot *s, const struct conn_window 
 	if (!c)
 		return;
 	set_clients(c, (double)w->rejected, "connections the app closed unread within 1 s of accept", p);
-	life = p && p->serve.rejected ? p->serve.rejected_life_sum_ns / 1e9 / p->serve.rejected : 0;
+	life = p ? hist_median_upper_s(&p->serve.rejected_life) : 0;
 	evidence_text(c, "listener", "%s", p ? p->label : "");
 	evidence_num(c, "rejected", (double)w->rejected);
 	evidence_num(c, "accepts", (double)w->accepts);
 	evidence_num(c, "rejected_percent_of_accepts", w->accepts ? 100.0 * w->rejected / w->accepts : 0);
-	evidence_num(c, "mean_lifetime_seconds", life);
+	/* since attach, at the histogram's resolution (see hist_median_upper_s) */
+	evidence_num_exact(c, "median_lifetime_seconds", life);
 	evidence_num(c, "last_rejected_bytes_in", p ? (double)p->serve.rejected_last_bytes_in : 0);
 	evidence_num(c, "last_rejected_bytes_out", p ? (double)p->serve.rejected_last_bytes_out : 0);
 	evidence_num(c, "accepted_unread_now", (double)unread_total(s));
 	cause_explain(c, "The application accepted %llu connections on %s and closed them again "
-	    "within a second without reading anything (%.0f%% of %llu accepts; they lived %.3f s on "
-	    "average, the last one got %llu bytes out). Clients connected, then got an error line or "
+	    "within a second without reading anything (%.0f%% of %llu accepts; half of them lived "
+	    "under %.6f s, the median's histogram bucket bound; the last one got %llu bytes out). Clients connected, then got an error line or "
 	    "an empty answer: a connection limit in the app, an authentication or TLS failure, or a "
 	    "handler that fails at once.",
 	    (unsigned long long)w->rejected, p ? p->label : "its listener",

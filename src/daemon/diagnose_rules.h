@@ -30,6 +30,8 @@ struct cs_cause *add_cause(struct cs_diagnosis *d, const char *id, const char *s
 __attribute__((format(printf, 2, 3)))
 void cause_clients_how(struct cs_cause *c, const char *fmt, ...);
 void evidence_num(struct cs_cause *c, const char *name, double v);
+/* Not rounded: for a value whose digits all mean something (a bucket bound). */
+void evidence_num_exact(struct cs_cause *c, const char *name, double v);
 __attribute__((format(printf, 3, 4)))
 void evidence_text(struct cs_cause *c, const char *name, const char *fmt, ...);
 /* What happened, in words a team lead acts on. */

@@ -177,6 +177,15 @@ char *json_snapshot(const struct cs_snapshot *s)
 		cJSON_AddNumberToObject(o, "listen_drops_total", (double)l->drops);
 		cJSON_AddItemToArray(arr, o);
 	}
+	for (int i = 0; i < s->n_stopped_listeners; i++) {
+		const struct cs_stopped_listener *l = &s->stopped_listeners[i];
+
+		o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "listener", l->label);
+		cJSON_AddNumberToObject(o, "port", l->port);
+		cJSON_AddNumberToObject(o, "stopped_at", l->stopped_at);
+		cJSON_AddItemToArray(arr, o);
+	}
 	arr = cJSON_AddArrayToObject(root, "ports");
 	for (int i = 0; i < s->n_ports; i++) {
 		const struct cs_port *p = &s->ports[i];
@@ -194,6 +203,8 @@ char *json_snapshot(const struct cs_snapshot *s)
 		cJSON_AddNumberToObject(o, "connections_closed_before_accept_total", (double)p->closed_before_accept);
 		add_hist(o, "accept_wait_seconds", &p->accept_wait);
 		add_hist(o, "connection_duration_seconds", &p->duration);
+		add_hist(o, "rejected_lifetime_seconds", &p->serve.rejected_life);
+		cJSON_AddNumberToObject(o, "connections_left_in_backlog_total", (double)p->serve.left_in_backlog);
 		cJSON_AddItemToArray(arr, o);
 	}
 	o = cJSON_AddObjectToObject(root, "tcp_resets_sent_total");

@@ -17,7 +17,9 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
+#include <time.h>
 #include <unistd.h>
+#include "netutil.h"
 #include "connscope.skel.h"
 
 #define TRACEFS "/sys/kernel/tracing"
@@ -85,6 +87,13 @@ struct probes {
 	/* programs the verifier refused in an earlier load attempt */
 	char refused[LOAD_ATTEMPTS_MAX][PROG_NAME_LEN];
 	int n_refused;
+	/* listen_stopped's times in wall-clock seconds, converted once: a new
+	 * conversion on every read would move them by microseconds */
+	struct {
+		__u64 ns;
+		double wall;
+	} stopped_wall[CS_LISTENERS_MAX];
+	int n_stopped_wall;
 };
 
 static bool verbose_log;
@@ -641,7 +650,8 @@ static void add_serve(struct cs_serve *sv, const struct cs_serve_stats *v, uint6
 	sv->closed_unread += v->closed_unread;
 	sv->gave_up += v->gave_up;
 	sv->rejected += v->rejected;
-	sv->rejected_life_sum_ns += v->rejected_life_sum_ns;
+	add_hist(&sv->rejected_life, v->rejected_life_slots, v->rejected_life_sum_ns, v->rejected);
+	sv->left_in_backlog += v->left_in_backlog;
 	sv->netfilter_drops += v->netfilter_drops;
 	sv->idle_closes += v->idle_closes;
 	sv->idle_close_sum_ns += v->idle_close_sum_ns;
@@ -774,6 +784,53 @@ int probes_mark_queue_full(struct probes *p, uint16_t port, uint64_t mono_ns, ui
 	return 0;
 }
 
+/* listen_stopped: each address the target stopped listening on, its label
+ * as sock_diag's (IPv4 from the v4-mapped key form) and when, in wall-clock
+ * time (bpf_ktime_get_ns is CLOCK_MONOTONIC). */
+static double stopped_wall(struct probes *p, __u64 ns, const struct timespec *mono,
+			   const struct timespec *real)
+{
+	int i;
+
+	for (i = 0; i < p->n_stopped_wall; i++)
+		if (p->stopped_wall[i].ns == ns)
+			return p->stopped_wall[i].wall;
+	i = p->n_stopped_wall < CS_LISTENERS_MAX ? p->n_stopped_wall++ : (int)(ns % CS_LISTENERS_MAX);
+	p->stopped_wall[i].ns = ns;
+	p->stopped_wall[i].wall = real->tv_sec + real->tv_nsec / 1e9 -
+				  (mono->tv_sec + mono->tv_nsec / 1e9 - ns / 1e9);
+	return p->stopped_wall[i].wall;
+}
+
+static void read_listen_stopped(struct probes *p, struct cs_snapshot *s)
+{
+	static const uint8_t v4_mapped[12] = { [10] = 0xff, [11] = 0xff };
+	struct bpf_map *m = p->skel->maps.listen_stopped;
+	struct cs_listen_key key, next;
+	struct timespec mono, real;
+	void *prev = NULL;
+	__u64 ns;
+
+	clock_gettime(CLOCK_MONOTONIC, &mono);
+	clock_gettime(CLOCK_REALTIME, &real);
+	s->n_stopped_listeners = 0;
+	while (s->n_stopped_listeners < CS_LISTENERS_MAX &&
+	       !bpf_map__get_next_key(m, prev, &next, sizeof(next))) {
+		struct cs_stopped_listener *l = &s->stopped_listeners[s->n_stopped_listeners];
+		bool v4 = !memcmp(next.addr, v4_mapped, sizeof(v4_mapped));
+
+		key = next;
+		prev = &key;
+		if (bpf_map__lookup_elem(m, &key, sizeof(key), &ns, sizeof(ns), 0))
+			continue; /* deleted meanwhile: listening again */
+		l->port = key.port;
+		net_format_addr(v4 ? AF_INET : AF_INET6, v4 ? &key.addr[12] : key.addr, key.port,
+				l->label, sizeof(l->label));
+		l->stopped_at = stopped_wall(p, ns, &mono, &real);
+		s->n_stopped_listeners++;
+	}
+}
+
 int probes_read(struct probes *p, struct cs_snapshot *s)
 {
 	int err = 0;
@@ -781,6 +838,7 @@ int probes_read(struct probes *p, struct cs_snapshot *s)
 	read_ports(p, s);
 	read_queue_time(p, s);
 	read_serve(p, s);
+	read_listen_stopped(p, s);
 	read_syscall_errors(p, s);
 	for (__u32 i = 0; i < CS_RST_REASONS_MAX; i++)
 		s->resets_sent[i] = percpu_u64(p, p->skel->maps.resets_sent, i, &err);

@@ -212,6 +212,15 @@ static void render_serving(const struct cs_snapshot *s, struct sbuf *b)
 	for (int i = 0; i < s->n_ports; i++)
 		sample_l(b, "connections_rejected_total", "listener", s->ports[i].label,
 			 (double)s->ports[i].serve.rejected);
+	family(b, "rejected_lifetime_seconds", "histogram",
+	       "Of the rejected connections: time from accept() to the app's close (FIN).");
+	for (int i = 0; i < s->n_ports; i++)
+		histogram(b, "rejected_lifetime_seconds", s->ports[i].label, &s->ports[i].serve.rejected_life);
+	family(b, "connections_left_in_backlog_total", "counter",
+	       "Connections the app accepted after their peer had closed them while queued: clients that gave up in the backlog.");
+	for (int i = 0; i < s->n_ports; i++)
+		sample_l(b, "connections_left_in_backlog_total", "listener", s->ports[i].label,
+			 (double)s->ports[i].serve.left_in_backlog);
 	family(b, "netfilter_drops_total", "counter",
 	       "SYNs to the listener that netfilter dropped (a firewall rule, a full conntrack table).");
 	for (int i = 0; i < s->n_ports; i++)

@@ -83,7 +83,7 @@ const char *snapshot_probe_state_name(enum cs_probe_state state)
 
 uint64_t snapshot_port_unread(const struct cs_port *p)
 {
-	uint64_t done = p->serve.first_read_wait.count + p->serve.closed_unread;
+	uint64_t done = p->serve.first_read_wait.count + p->serve.closed_unread + p->serve.left_in_backlog;
 
 	return p->accepts > done ? p->accepts - done : 0;
 }

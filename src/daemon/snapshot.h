@@ -34,11 +34,20 @@ struct cs_listener {
 	uint64_t drops;       /* sk_drops: what ss -lntm prints as d<N> */
 };
 
+/* An address the target stopped listening on (close() of its listener, or
+ * its exit), until it listens there again; from the probes. */
+struct cs_stopped_listener {
+	char label[CS_LABEL_LEN]; /* as struct cs_listener's */
+	uint16_t port;
+	double stopped_at;        /* wall clock, unix seconds */
+};
+
 /* How the app served what it accepted on one port (serve_stats). */
 struct cs_serve {
 	struct cs_hist first_read_wait;
 	uint64_t closed_unread, gave_up, rejected;
-	uint64_t rejected_life_sum_ns;
+	struct cs_hist rejected_life; /* accept -> the app's FIN, of the rejected */
+	uint64_t left_in_backlog; /* accepted after the peer closed it in the queue */
 	uint64_t rejected_last_bytes_in, rejected_last_bytes_out;
 	uint64_t netfilter_drops; /* SYNs to this port netfilter dropped */
 	uint64_t idle_closes, idle_close_sum_ns; /* app closes after >= 100 ms idle */
@@ -160,6 +169,9 @@ struct cs_snapshot {
 	int ports_closed;  /* ports the target listened on with no listener now */
 	int n_listeners;
 	struct cs_listener listeners[CS_LISTENERS_MAX];
+	/* the probes' listen_stopped: no longer listening, since when */
+	int n_stopped_listeners;
+	struct cs_stopped_listener stopped_listeners[CS_LISTENERS_MAX];
 
 	/* /proc/PID/net/netstat TcpExt, as the kernel counts them (what nstat -a shows) */
 	bool have_tcp_ext;

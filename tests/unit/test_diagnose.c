@@ -23,9 +23,18 @@ UNIT_TEST(test_rules)
 	CHECK(!strcmp(d->verdict, "accept_queue_slow"));
 	CHECK(!strcmp(d->causes[0].listener, "0.0.0.0:8080") && d->causes[0].clients_affected > 0);
 	/* the app holds 30 and takes no more: a connection cap at 30 */
+	s->ports[0].serve.left_in_backlog = 6;
 	diagnose(s, pts, unit_points(pts, 8, cap, drops, full), d);
 	CHECK(!strcmp(d->verdict, "connection_cap"));
 	CHECK(strstr(d->summary, "stopped accepting at 30 open connections"));
+	{
+		const struct cs_cause *c = &d->causes[0];
+		bool found = false;
+
+		for (int i = 0; i < c->n_evidence; i++)
+			found |= !strcmp(c->evidence[i].name, "left_in_backlog") && c->evidence[i].num == 6;
+		CHECK(found); /* clients that gave up queued: the cap's evidence */
+	}
 	/* the same, with the process stopped: stalled */
 	for (int i = 1; i < 8; i++)
 		pts[i].stopped_processes = 1;

@@ -40,3 +40,38 @@ UNIT_TEST(test_conn_rules)
 	free(s);
 	free(d);
 }
+
+static double evidence(const struct cs_cause *c, const char *name)
+{
+	for (int i = 0; i < c->n_evidence; i++)
+		if (!strcmp(c->evidence[i].name, name))
+			return c->evidence[i].num;
+	return -1;
+}
+
+/* The median lifetime of rejected connections is the upper bound of the
+ * bucket that holds the ceil(n/2)-th smallest, exact (not rounded). */
+UNIT_TEST(test_rejected_median_lifetime)
+{
+	struct cs_snapshot *s = unit_snapshot();
+	struct cs_diagnosis *d = malloc(sizeof(*d));
+	struct cs_point pt = { .seconds = 1, .accepts = 10, .rejected = 3, .target_up = true };
+	struct cs_hist *h = &s->ports[0].serve.rejected_life;
+
+	s->ports[0].serve.rejected = 3;
+	h->slots[3] = 1;  /* [8, 16) us */
+	h->slots[11] = 2; /* [2048, 4096) us: holds the 2nd of 3 */
+	h->count = 3;
+	h->sum_ns = 7000000;
+	diagnose(s, &pt, 1, d);
+	CHECK(!strcmp(d->verdict, "rejected_after_accept"));
+	CHECK(evidence(&d->causes[0], "median_lifetime_seconds") == 0.004096);
+	CHECK(evidence(&d->causes[0], "mean_lifetime_seconds") == -1);
+	CHECK(strstr(d->causes[0].explanation, "under 0.004096 s"));
+	h->slots[3] = 2; /* 4 samples: the 2nd is in [8, 16) us */
+	h->count = 4;
+	diagnose(s, &pt, 1, d);
+	CHECK(evidence(&d->causes[0], "median_lifetime_seconds") == 0.000016);
+	free(s);
+	free(d);
+}

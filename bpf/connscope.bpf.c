@@ -655,7 +655,7 @@ static __always_inline void on_accepted(struct sock *sk)
 		flags = __sync_fetch_and_or(&conn->flags, CS_CONN_ACCEPTED);
 		if (flags & CS_CONN_CLOSED)
 			accepted_after_close(stats);
-		else if (flags & CS_CONN_REMOTE_FIN)
+		else if (full_probes && (flags & CS_CONN_REMOTE_FIN))
 			serve_left_in_backlog(conn);
 	}
 }

@@ -3,26 +3,7 @@
 connection cap, accepted later: counted as having left in the backlog (equal
 to what the server itself found on accept), never as peers that gave up on
 the app's workers, so accepted_not_served is not named."""
-import json, os
-from lib import HARNESS, PY, Connscope, Proc, check, client, eq, settle, wait_until
-
-SERVERS = os.path.join(HARNESS, "servers")
-
-
-class CapGreeter(Proc):
-    def __init__(self, *args):
-        super().__init__([PY, os.path.join(SERVERS, "cap_greeter.py")] + [str(x) for x in args])
-        self.port = int(self.wait_line("READY").split()[1])
-        self.listener = "127.0.0.1:%d" % self.port
-
-    def stats(self):
-        with self.lock:
-            lines = [l for l in self.lines if l.startswith("STATS ")]
-        return json.loads(lines[-1][6:]) if lines else {}
-
-
-def causes(d):
-    return [c["cause"] for c in d["causes"]]
+from lib import Connscope, Counted, causes, check, client, eq, settle, wait_until
 
 
 def test_left_in_backlog_is_not_accepted_not_served():
@@ -30,7 +11,7 @@ def test_left_in_backlog_is_not_accepted_not_served():
     # while the server holds its first 10 for 1.5 s: the 20 are accepted
     # after their peers closed, and the greeting they get back is answered
     # with a reset by the closed client
-    srv = CapGreeter("--cap", 10, "--hold", 1.5)
+    srv = Counted("cap_greeter.py", "--cap", 10, "--hold", 1.5)
     cs = Connscope(srv.pid)
     r = client("127.0.0.1", srv.port, 30, send="GET / HTTP/1.0\r\n\r\n", hold=1.0)
     eq(r["connected"], 30, "clients connected (the backlog holds the rest)")

@@ -8,37 +8,9 @@ process that does it, compared with its own counts, ss or the rule's
 counter; and the same processes with enough capacity, where the cause is
 not named."""
 import json, os, signal, subprocess, time
-from lib import HARNESS, PY, Connscope, Netns, Proc, Server, check, client, eq, pinned, settle, wait_until
+from lib import HARNESS, PY, Connscope, Counted, Netns, Proc, Server, cause, causes, check, client, eq, pinned, settle, wait_until
 
 SERVERS = os.path.join(HARNESS, "servers")
-
-
-class Counted(Proc):
-    """A test server printing READY <port> and STATS {json} lines."""
-
-    def __init__(self, script, *args, netns=None):
-        super().__init__([PY, os.path.join(SERVERS, script)] + [str(x) for x in args], netns=netns)
-        self.port = int(self.wait_line("READY").split()[1])
-        self.listener = "127.0.0.1:%d" % self.port
-
-    def stats(self):
-        with self.lock:
-            lines = [l for l in self.lines if l.startswith("STATS ")]
-        return json.loads(lines[-1][6:]) if lines else {}
-
-    def get(self, key):
-        return self.stats().get(key, 0)
-
-
-def causes(d):
-    return [c["cause"] for c in d["causes"]]
-
-
-def cause(d, name):
-    for c in d["causes"]:
-        if c["cause"] == name:
-            return c
-    raise AssertionError("cause %s not in %r" % (name, causes(d)))
 
 
 def ss_count(ns, state, *filt):

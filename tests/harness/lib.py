@@ -2,7 +2,7 @@
 """Helpers for connscope's real-kernel tests: start test servers, clients,
 network namespaces and connscope itself; read ground truth from ss, /proc
 and the servers' own counts."""
-import gzip, json, os, re, signal, socket, subprocess, sys, threading, time
+import json, os, re, signal, socket, subprocess, sys, threading, time
 import urllib.error, urllib.request
 
 HARNESS = os.path.dirname(os.path.abspath(__file__))
@@ -161,6 +161,36 @@ class Server(Proc):
 
     def total(self, key):
         return sum(s[key] for s in self.stats().values())
+
+
+class Counted(Proc):
+    """A test server of tests/harness/servers printing READY <port> and
+    STATS {json} lines (its own counts, see servers/serving.py)."""
+
+    def __init__(self, script, *args, netns=None):
+        super().__init__([PY, os.path.join(HARNESS, "servers", script)] + [str(x) for x in args], netns=netns)
+        self.port = int(self.wait_line("READY").split()[1])
+        self.listener = "127.0.0.1:%d" % self.port
+
+    def stats(self):
+        with self.lock:
+            lines = [l for l in self.lines if l.startswith("STATS ")]
+        return json.loads(lines[-1][6:]) if lines else {}
+
+    def get(self, key):
+        return self.stats().get(key, 0)
+
+
+def causes(d):
+    """The causes a diagnosis names, in its order."""
+    return [c["cause"] for c in d["causes"]]
+
+
+def cause(d, name):
+    for c in d["causes"]:
+        if c["cause"] == name:
+            return c
+    raise AssertionError("cause %s not in %r" % (name, causes(d)))
 
 
 class Demo(Proc):

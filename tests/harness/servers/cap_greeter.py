@@ -7,7 +7,8 @@ closes each connection --hold seconds after accepting it. Prints READY
 <port>, then STATS lines (its own counts: accepted, open, peak_open, read
 (connections it read data from), left_in_backlog (accepted already closed by
 the peer: TCP_INFO said CLOSE_WAIT right after accept()))."""
-import argparse, json, os, select, socket, struct, time
+import argparse, select, socket, struct, time
+import serving
 
 TCP_CLOSE_WAIT = 8
 
@@ -22,19 +23,16 @@ stats = {"accepted": 0, "open": 0, "peak_open": 0, "read": 0, "left_in_backlog":
 
 
 def report():
-    os.write(1, ("STATS " + json.dumps(stats) + "\n").encode())
+    serving.report(stats)
 
 
 def main():
-    ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    ls.bind((a.host, 0))
-    ls.listen(a.backlog)
+    ls = serving.listen(a.host, a.backlog)
     poller = select.poll()
     held = {}  # fd -> (socket, close at, read anything)
     polled = set()  # held fds still registered for reading
     listening = False
-    os.write(1, ("READY %d\n" % ls.getsockname()[1]).encode())
+    serving.ready(ls)
     while True:
         want = stats["open"] < a.cap
         if want != listening:  # at the cap, leave the backlog alone

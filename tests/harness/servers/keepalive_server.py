@@ -4,7 +4,8 @@
 with OK and closes the connection after --idle seconds without a request.
 Prints READY <port>, then STATS lines (its own counts: accepted, answered,
 idle_closes)."""
-import argparse, json, os, socket, threading
+import argparse, socket, threading
+import serving
 
 p = argparse.ArgumentParser()
 p.add_argument("--host", default="127.0.0.1")
@@ -18,7 +19,7 @@ stats = {"accepted": 0, "answered": 0, "idle_closes": 0}
 def change(key):
     with lock:
         stats[key] += 1
-        os.write(1, ("STATS " + json.dumps(stats) + "\n").encode())
+        serving.report(stats)
 
 
 def serve(c):
@@ -37,11 +38,8 @@ def serve(c):
 
 
 def main():
-    ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    ls.bind((a.host, 0))
-    ls.listen(1024)
-    os.write(1, ("READY %d\n" % ls.getsockname()[1]).encode())
+    ls = serving.listen(a.host)
+    serving.ready(ls)
     while True:
         c, _ = ls.accept()
         change("accepted")

@@ -7,7 +7,8 @@ until the peer closes. --reject-after S waits S seconds between accept and
 the error line. Prints READY <port>, then STATS lines (its own counts:
 accepted, rejected, open; rejected_lifetimes: each rejection's seconds from
 accept() returning to close())."""
-import argparse, json, os, select, socket, time
+import argparse, select, time
+import serving
 
 p = argparse.ArgumentParser()
 p.add_argument("--host", default="127.0.0.1")
@@ -19,18 +20,15 @@ stats = {"accepted": 0, "rejected": 0, "open": 0, "rejected_lifetimes": []}
 
 
 def report():
-    os.write(1, ("STATS " + json.dumps(stats) + "\n").encode())
+    serving.report(stats)
 
 
 def main():
-    ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    ls.bind((a.host, 0))
-    ls.listen(1024)
+    ls = serving.listen(a.host)
     poller = select.poll()
     poller.register(ls, select.POLLIN)
     held = {}
-    os.write(1, ("READY %d\n" % ls.getsockname()[1]).encode())
+    serving.ready(ls)
     while True:
         for fd, _ in poller.poll(1000):
             if fd == ls.fileno():

@@ -5,7 +5,8 @@ queue, N workers each read one request and then block for --block seconds
 (a slow database call) before answering. With few workers, accepted
 connections wait unread. Prints READY <port>, then a STATS line (its own
 counts, the tests' ground truth) whenever a count changes."""
-import argparse, json, os, queue, socket, threading, time
+import argparse, queue, socket, threading, time
+import serving
 
 p = argparse.ArgumentParser()
 p.add_argument("--host", default="127.0.0.1")
@@ -22,7 +23,7 @@ work = queue.Queue()
 
 def report():
     """One line, one write(2): threads share the pipe."""
-    os.write(1, ("STATS " + json.dumps(stats) + "\n").encode())
+    serving.report(stats)
 
 
 def change(**delta):
@@ -54,13 +55,10 @@ def worker():
 
 
 def main():
-    ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    ls.bind((a.host, 0))
-    ls.listen(1024)
+    ls = serving.listen(a.host)
     for _ in range(a.workers):
         threading.Thread(target=worker, daemon=True).start()
-    os.write(1, ("READY %d\n" % ls.getsockname()[1]).encode())
+    serving.ready(ls)
     while True:
         c, _ = ls.accept()
         change(accepted=1, unread=1)

@@ -405,6 +405,7 @@ static __always_inline void accepted_after_close(struct cs_port_stats *stats)
 {
 	stats->closed_before_accept--;
 	stats->closed[CS_INIT_RESET]++;
+	stats->released++;
 	stats->duration_slots[0]++;
 }
 
@@ -839,6 +840,20 @@ static __always_inline void on_established(const struct sock *sk)
 	*conn = fresh;
 }
 
+/* The target let an accepted connection go (closed it, or it was aborted or
+ * reset): it no longer counts as open. Once per connection, whichever state
+ * change comes first. */
+static __always_inline void conn_release(struct cs_conn *conn)
+{
+	struct cs_port_stats *stats;
+
+	if (__sync_fetch_and_or(&conn->flags, CS_CONN_RELEASED) & CS_CONN_RELEASED)
+		return;
+	stats = port_stats_get(conn->port);
+	if (stats)
+		stats->released++;
+}
+
 static __always_inline void on_close(__u64 key, struct cs_conn *conn, int oldstate)
 {
 	__u64 flags = __sync_fetch_and_or(&conn->flags, CS_CONN_CLOSED);
@@ -851,6 +866,7 @@ static __always_inline void on_close(__u64 key, struct cs_conn *conn, int oldsta
 			stats->closed_before_accept++;
 		goto out;
 	}
+	conn_release(conn);
 	/* A jump to CLOSE from ESTABLISHED or CLOSE_WAIT is an abort (the RST
 	 * it sends is traced after the state change, see __tcp_close). */
 	if ((flags & CS_CONN_RESET) || oldstate == TCP_ESTABLISHED ||
@@ -914,8 +930,11 @@ int BPF_PROG(on_set_state, const struct sock *sk, const int oldstate, const int 
 	 * (an abort) are the app closing its end */
 	if ((conn->flags & CS_CONN_ACCEPTED) &&
 	    (newstate == TCP_FIN_WAIT1 || newstate == TCP_LAST_ACK ||
-	     (newstate == TCP_CLOSE && (oldstate == TCP_ESTABLISHED || oldstate == TCP_CLOSE_WAIT))))
+	     (newstate == TCP_CLOSE && (oldstate == TCP_ESTABLISHED || oldstate == TCP_CLOSE_WAIT)))) {
 		queue_time_on_local_close(conn->port);
+		if (newstate != TCP_CLOSE)
+			conn_release(conn); /* on_close counts the abort */
+	}
 	if (full_probes)
 		serve_on_state(sk, conn, newstate);
 	if (newstate == TCP_FIN_WAIT1 && !(conn->flags & CS_CONN_REMOTE_FIN))

@@ -121,6 +121,10 @@ struct cs_port_stats {
 	__u64 accepts;
 	__u64 closed[CS_INIT_MAX];
 	__u64 closed_before_accept; /* reached ESTABLISHED, closed while queued */
+	/* accepted connections the target let go: its close() (FIN_WAIT1,
+	 * LAST_ACK) or an abort or reset (CLOSE); once each, when the server's
+	 * own count of open connections drops, not when the FIN exchange ends */
+	__u64 released;
 	__u64 accept_wait_slots[CS_HIST_SLOTS];
 	__u64 accept_wait_sum_ns;
 	__u64 accept_wait_count;
@@ -155,6 +159,7 @@ struct cs_queue_time {
 #define CS_CONN_READ         0x20 /* the app read data from it after accept */
 #define CS_CONN_GAVE_UP      0x40 /* peer left (FIN/RST) with its request unread */
 #define CS_CONN_CLOSED       0x80 /* on_close counted it (accept may race it) */
+#define CS_CONN_RELEASED     0x100 /* counted in cs_port_stats.released */
 
 /* An app close (FIN) before any read within this long of accept is a
  * rejection ("too many clients", auth failure); later it is an idle close. */

@@ -114,8 +114,9 @@ static const struct cs_point_listener *point_listener(const struct cs_point *p, 
 	return NULL;
 }
 
-/* Open counts this close are the same plateau: a connection the app just
- * closed is counted until its last ACK, the next one already accepted. */
+/* Open counts this close are the same plateau: the per-CPU counters are
+ * read one CPU after another (an accept may be seen before the close that
+ * let it in), and a server may accept the next before closing the last. */
 static long plateau_slack(long open)
 {
 	return open / 100 > 1 ? open / 100 : 1;
@@ -305,12 +306,8 @@ static double open_connections(const struct cs_snapshot *s)
 {
 	double n = 0;
 
-	for (int i = 0; i < s->n_ports; i++) {
-		const struct cs_port *p = &s->ports[i];
-		uint64_t closed = p->closed[0] + p->closed[1] + p->closed[2];
-
-		n += p->accepts > closed ? (double)(p->accepts - closed) : 0;
-	}
+	for (int i = 0; i < s->n_ports; i++)
+		n += (double)snapshot_port_open(&s->ports[i]);
 	return n;
 }
 

@@ -104,7 +104,7 @@ static void listener_point(const struct cs_snapshot *prev, const struct cs_snaps
 {
 	const struct cs_port *pc = snapshot_port(cur, l->port), *pp = snapshot_port(prev, l->port);
 	static const struct cs_port none;
-	uint64_t before = 0, closed = 0;
+	uint64_t before = 0;
 	double full;
 
 	memset(o, 0, sizeof(*o));
@@ -125,9 +125,7 @@ static void listener_point(const struct cs_snapshot *prev, const struct cs_snaps
 	o->accepts = delta(pc->accepts, pp->accepts);
 	o->local_closes = delta(pc->qt.local_closes, pp->qt.local_closes);
 	o->accepts_after_close = delta(pc->qt.accepts_after_close, pp->qt.accepts_after_close);
-	for (int i = 0; i < CS_INIT_MAX; i++)
-		closed += pc->closed[i];
-	o->open = pc->accepts >= closed ? (long)(pc->accepts - closed) : 0;
+	o->open = (long)snapshot_port_open(pc);
 	full = (double)delta(pc->qt.full_total_ns, pp->qt.full_total_ns) +
 	       (double)full_running_ns(cur, pc) - (double)full_running_ns(prev, pp);
 	full /= 1e9;

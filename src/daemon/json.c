@@ -189,14 +189,13 @@ char *json_snapshot(const struct cs_snapshot *s)
 	arr = cJSON_AddArrayToObject(root, "ports");
 	for (int i = 0; i < s->n_ports; i++) {
 		const struct cs_port *p = &s->ports[i];
-		uint64_t closed = p->closed[0] + p->closed[1] + p->closed[2];
 		cJSON *c;
 
 		o = cJSON_CreateObject();
 		cJSON_AddStringToObject(o, "listener", p->label);
 		cJSON_AddNumberToObject(o, "port", p->port);
 		cJSON_AddNumberToObject(o, "accepts_total", (double)p->accepts);
-		cJSON_AddNumberToObject(o, "connections_open", p->accepts > closed ? (double)(p->accepts - closed) : 0);
+		cJSON_AddNumberToObject(o, "connections_open", (double)snapshot_port_open(p));
 		c = cJSON_AddObjectToObject(o, "connections_closed_total");
 		for (int k = 0; k < CS_INIT_MAX; k++)
 			cJSON_AddNumberToObject(c, initiators[k], (double)p->closed[k]);

@@ -622,6 +622,7 @@ static void read_ports(struct probes *p, struct cs_snapshot *s)
 				dur_count += v->closed[i];
 			}
 			port->closed_before_accept += v->closed_before_accept;
+			port->released += v->released;
 			add_hist(&port->accept_wait, v->accept_wait_slots, v->accept_wait_sum_ns,
 				 v->accept_wait_count);
 			add_hist(&port->duration, v->duration_slots, v->duration_sum_ns, dur_count);

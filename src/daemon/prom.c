@@ -121,14 +121,11 @@ static void render_sockets(const struct cs_snapshot *s, struct sbuf *b)
 	family(b, "listen_drops_total", "counter", "Packets the listener dropped (sk_drops, ss -lntm d<N>): full accept queue.");
 	for (int i = 0; i < s->n_listeners; i++)
 		sample_l(b, "listen_drops_total", "listener", s->listeners[i].label, (double)s->listeners[i].drops);
-	family(b, "connections_open", "gauge", "Connections accepted since attach and not closed yet.");
-	for (int i = 0; i < s->n_ports; i++) {
-		const struct cs_port *p = &s->ports[i];
-		uint64_t closed = p->closed[0] + p->closed[1] + p->closed[2];
-
-		sample_l(b, "connections_open", "listener", p->label,
-			 p->accepts > closed ? (double)(p->accepts - closed) : 0);
-	}
+	family(b, "connections_open", "gauge",
+	       "Connections accepted since attach that the target has not closed (its close(), an abort or a reset ends one).");
+	for (int i = 0; i < s->n_ports; i++)
+		sample_l(b, "connections_open", "listener", s->ports[i].label,
+			 (double)snapshot_port_open(&s->ports[i]));
 	family(b, "connections_closed_total", "counter", "Accepted connections closed, by who ended them.");
 	for (int i = 0; i < s->n_ports; i++)
 		for (int k = 0; k < CS_INIT_MAX; k++) {

@@ -71,6 +71,15 @@ struct {
 	__type(value, __u64);
 } listen_port_bits SEC(".maps");
 
+/* Feeds connscope_connections_open and the connection cap's plateau. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, CS_PORT_SPACE);
+	__type(key, __u32);
+	__type(value, struct cs_port_open);
+} port_open SEC(".maps");
+
 /* Feeds connscope_accepts_total, connections_closed_total and the
  * accept_wait / connection_duration histograms, by local port. */
 struct {
@@ -398,14 +407,36 @@ static __always_inline int on_fd_syscall_exit(__u16 sys, long ret)
 	return 0;
 }
 
+/* One more open connection on the port (n = 1), or one fewer (n = -1). Only
+ * accepts raise the peak. */
+static __always_inline void port_open_add(__u16 port, __s64 n)
+{
+	__u32 key = port;
+	struct cs_port_open *o = bpf_map_lookup_elem(&port_open, &key);
+	__s64 now;
+
+	if (!o)
+		return;
+	now = __sync_add_and_fetch(&o->open, n);
+	if (n < 0 || now <= 0)
+		return;
+	/* another CPU's accept may raise it meanwhile: retry a few times */
+	for (int i = 0; i < 4; i++) {
+		__u64 peak = o->peak;
+
+		if ((__u64)now <= peak || __sync_val_compare_and_swap(&o->peak, peak, (__u64)now) == peak)
+			break;
+	}
+}
+
 /* A reset closed the socket between accept() taking it and this exit: the
  * close counted it as closed before accept. It was accepted, and ended by
  * the reset. The decrement may wrap one CPU's slot; the sum stays right. */
-static __always_inline void accepted_after_close(struct cs_port_stats *stats)
+static __always_inline void accepted_after_close(struct cs_port_stats *stats, __u16 port)
 {
+	port_open_add(port, -1);
 	stats->closed_before_accept--;
 	stats->closed[CS_INIT_RESET]++;
-	stats->released++;
 	stats->duration_slots[0]++;
 }
 
@@ -618,6 +649,7 @@ static __always_inline void on_accepted(struct sock *sk)
 	if (!stats)
 		return;
 	stats->accepts++;
+	port_open_add(port, 1);
 	queue_time_on_accept(port, now);
 	conn = bpf_map_lookup_elem(&conns, &key);
 	if (!conn) {
@@ -628,7 +660,7 @@ static __always_inline void on_accepted(struct sock *sk)
 		long err;
 
 		if (BPF_CORE_READ(sk, __sk_common.skc_state) == TCP_CLOSE) {
-			accepted_after_close(stats);
+			accepted_after_close(stats, port);
 			return;
 		}
 		fresh.accepted_ns = now;
@@ -655,7 +687,7 @@ static __always_inline void on_accepted(struct sock *sk)
 		 * second sees the other's flag */
 		flags = __sync_fetch_and_or(&conn->flags, CS_CONN_ACCEPTED);
 		if (flags & CS_CONN_CLOSED)
-			accepted_after_close(stats);
+			accepted_after_close(stats, port);
 		else if (full_probes && (flags & CS_CONN_REMOTE_FIN))
 			serve_left_in_backlog(conn);
 	}
@@ -845,13 +877,8 @@ static __always_inline void on_established(const struct sock *sk)
  * change comes first. */
 static __always_inline void conn_release(struct cs_conn *conn)
 {
-	struct cs_port_stats *stats;
-
-	if (__sync_fetch_and_or(&conn->flags, CS_CONN_RELEASED) & CS_CONN_RELEASED)
-		return;
-	stats = port_stats_get(conn->port);
-	if (stats)
-		stats->released++;
+	if (!(__sync_fetch_and_or(&conn->flags, CS_CONN_RELEASED) & CS_CONN_RELEASED))
+		port_open_add(conn->port, -1);
 }
 
 static __always_inline void on_close(__u64 key, struct cs_conn *conn, int oldstate)

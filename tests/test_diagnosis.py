@@ -95,7 +95,7 @@ def test_accept_cap_and_postmortem():
     d, (drops, accepted) = pinned(lambda: (ss_listener(srv.port)[2], srv.total("accepted")),
                                   lambda: diagnosis(cs, "?window=all"), what="drops")
     # it holds what it accepted and takes no more: a connection cap
-    eq(d["verdict"], "connection_cap", "verdict")
+    eq(d["verdict"], "connection_cap", "verdict (%s)" % cs.why(d, srv.port))
     ev = evidence(d, "connection_cap")
     eq(ev["queue_limit"], 10, "queue limit")
     eq(ev["queue_length"], ss_listener(srv.port)[0], "queue length vs ss Recv-Q")

@@ -121,15 +121,23 @@ struct cs_port_stats {
 	__u64 accepts;
 	__u64 closed[CS_INIT_MAX];
 	__u64 closed_before_accept; /* reached ESTABLISHED, closed while queued */
-	/* accepted connections the target let go: its close() (FIN_WAIT1,
-	 * LAST_ACK) or an abort or reset (CLOSE); once each, when the server's
-	 * own count of open connections drops, not when the FIN exchange ends */
-	__u64 released;
 	__u64 accept_wait_slots[CS_HIST_SLOTS];
 	__u64 accept_wait_sum_ns;
 	__u64 accept_wait_count;
 	__u64 duration_slots[CS_HIST_SLOTS];
 	__u64 duration_sum_ns;
+};
+
+/* Per local port (the array index), shared by every CPU and mapped into the
+ * daemon: the target's accepted connections it has not let go yet (its
+ * close(), FIN_WAIT1 or LAST_ACK, or an abort or reset: when the server's
+ * own count drops, not when the FIN exchange ends), and the highest that
+ * count reached since the daemon last took it (an exchange with 0), so a
+ * tick's peak is exact even when the tick falls between a close and the
+ * accept it let in. */
+struct cs_port_open {
+	__s64 open;
+	__u64 peak; /* 0: no accept since the daemon took it */
 };
 
 /* Per local listen port, the accept queue in time (one shared value, not
@@ -159,7 +167,7 @@ struct cs_queue_time {
 #define CS_CONN_READ         0x20 /* the app read data from it after accept */
 #define CS_CONN_GAVE_UP      0x40 /* peer left (FIN/RST) with its request unread */
 #define CS_CONN_CLOSED       0x80 /* on_close counted it (accept may race it) */
-#define CS_CONN_RELEASED     0x100 /* counted in cs_port_stats.released */
+#define CS_CONN_RELEASED     0x100 /* taken off cs_port_open.open */
 
 /* An app close (FIN) before any read within this long of accept is a
  * rejection ("too many clients", auth failure); later it is an idle close. */

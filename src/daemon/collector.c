@@ -40,6 +40,7 @@ struct collector {
 	uint16_t served[CS_LISTENERS_MAX]; /* ports the target's listeners had */
 	int n_served;
 	struct cs_snapshot cur;       /* newest */
+	bool cur_is_tick;             /* cur is also tick_prev: no collect since the tick */
 	struct cs_snapshot tick_prev; /* at the last tick, for history deltas */
 	uint64_t seq;
 	uint64_t procs_not_read;
@@ -434,8 +435,43 @@ static void mark_full_queues(struct collector *c, struct cs_snapshot *s)
 }
 
 /* Builds c->cur from the kernel. Called with the lock held. */
+/* A port's open_peak is the most it held since the last tick: the kernel's
+ * peak since the last read, the open count now, and what the snapshots
+ * since the tick saw (at the tick itself: its open count, where the new
+ * interval starts). */
+struct open_carry {
+	uint16_t port;
+	uint64_t peak;
+};
+
+static int open_peaks_save(const struct collector *c, struct open_carry *keep)
+{
+	const struct cs_snapshot *s = &c->cur;
+
+	for (int i = 0; i < s->n_ports; i++) {
+		keep[i].port = s->ports[i].port;
+		keep[i].peak = c->cur_is_tick ? s->ports[i].open : s->ports[i].open_peak;
+	}
+	return s->n_ports;
+}
+
+static void open_peaks_carry(struct cs_snapshot *s, const struct open_carry *keep, int n)
+{
+	for (int i = 0; i < s->n_ports; i++) {
+		struct cs_port *p = &s->ports[i];
+
+		if (p->open > p->open_peak)
+			p->open_peak = p->open;
+		for (int k = 0; k < n; k++)
+			if (keep[k].port == p->port && keep[k].peak > p->open_peak)
+				p->open_peak = keep[k].peak;
+	}
+}
+
 static void collect(struct collector *c)
 {
+	struct open_carry keep[CS_PORTS_SHOWN_MAX];
+	int nkeep = open_peaks_save(c, keep);
 	struct cs_snapshot *s = &c->cur;
 	int *pids = c->pids, npids;
 	double t0 = mono_now();
@@ -475,6 +511,8 @@ static void collect(struct collector *c)
 		s->processes = 0;
 	}
 	source_result(c, s, CS_SRC_BPF, probes_read(c->probes, s));
+	open_peaks_carry(s, keep, nkeep);
+	c->cur_is_tick = false;
 	if (s->target_up)
 		read_sockets(c, s); /* after the probes: it asks what they saw */
 	label_ports(c, s);
@@ -535,6 +573,7 @@ int collector_new(int pid, bool verbose, struct collector **out)
 	}
 	c->pid = pid;
 	c->started = mono_now();
+	c->cur_is_tick = true;
 	err = procfs_start_time(pid, &c->start_time);
 	if (err) {
 		err = errmsg(err, "PID %d does not exist", pid);
@@ -772,6 +811,7 @@ bool collector_tick(struct collector *c)
 		events_push(c->events, &r);
 	}
 	c->tick_prev = c->cur;
+	c->cur_is_tick = true;
 	pthread_mutex_unlock(&c->lock);
 	return exited_now;
 }

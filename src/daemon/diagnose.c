@@ -114,15 +114,29 @@ static const struct cs_point_listener *point_listener(const struct cs_point *p, 
 	return NULL;
 }
 
-/* Open counts this close are the same plateau: the per-CPU counters are
- * read one CPU after another (an accept may be seen before the close that
- * let it in), and a server may accept the next before closing the last. */
+/* Tick peaks this close are the same plateau: a server may accept the next
+ * before it closes the last, or let a few go and take a few more. */
 static long plateau_slack(long open)
 {
 	return open / 100 > 1 ? open / 100 : 1;
 }
 
-/* The open count the queue was full at most often (within plateau_slack),
+/* Accepts in the tick of b that took the place of a connection let go, not
+ * those that raised the open count: a server that reaches its cap while
+ * the queue is already full accepted its last ones at the plateau without
+ * any close. */
+static uint64_t replacing_accepts(const struct cs_point_listener *before, const struct cs_point_listener *b)
+{
+	long rise = b->open - before->open;
+
+	if (rise <= 0)
+		return b->accepts;
+	return b->accepts > (uint64_t)rise ? b->accepts - (uint64_t)rise : 0;
+}
+
+/* The most open connections a tick held (its exact peak, not a sample that
+ * may fall between a close and the accept it let in) that the queue was
+ * full at most often (within plateau_slack),
  * and what happened at it: ticks, time, drops, accepts and those right
  * after a close (ticks full at both ends only). */
 static void find_plateau(const struct cs_point *pts, int n, struct lwin *l)
@@ -135,26 +149,28 @@ static void find_plateau(const struct cs_point *pts, int n, struct lwin *l)
 		uint64_t drops = 0, acc = 0, after = 0;
 		double secs = 0;
 
-		if (!a || !a->full || a->open <= 0)
+		if (!a || !a->full || a->open_peak <= 0)
 			continue;
 		for (int j = 0; j < n; j++) {
 			const struct cs_point_listener *b = point_listener(&pts[j], l->label);
 			const struct cs_point_listener *before = j ? point_listener(&pts[j - 1], l->label) : NULL;
 
-			if (!b || !b->full || labs(b->open - a->open) > plateau_slack(a->open))
+			if (!b || !b->full || labs(b->open_peak - a->open_peak) > plateau_slack(a->open_peak))
 				continue;
 			ticks++;
-			exact += b->open == a->open;
+			exact += b->open_peak == a->open_peak;
 			secs += pts[j].seconds;
 			drops += b->drops;
 			if (before && before->full) {
-				acc += b->accepts;
-				after += b->accepts_after_close;
+				uint64_t in = replacing_accepts(before, b);
+
+				acc += in;
+				after += b->accepts_after_close < in ? b->accepts_after_close : in;
 			}
 		}
 		if (ticks > l->plateau_ticks || (ticks == l->plateau_ticks && exact > best_exact) ||
-		    (ticks == l->plateau_ticks && exact == best_exact && a->open > l->plateau)) {
-			l->plateau = a->open;
+		    (ticks == l->plateau_ticks && exact == best_exact && a->open_peak > l->plateau)) {
+			l->plateau = a->open_peak;
 			l->plateau_ticks = ticks;
 			l->plateau_seconds = secs;
 			l->plateau_drops = drops;
@@ -189,8 +205,8 @@ static int sum_listeners(const struct cs_point *pts, int n, struct lwin *ls)
 			l->wait_count += pl->accept_wait_count;
 			if (pl->gap_seconds > l->gap_seconds)
 				l->gap_seconds = pl->gap_seconds;
-			if (pl->open > l->open_peak)
-				l->open_peak = pl->open;
+			if (pl->open_peak > l->open_peak)
+				l->open_peak = pl->open_peak;
 			if (!pl->full)
 				continue;
 			l->full_ticks++;
@@ -307,7 +323,7 @@ static double open_connections(const struct cs_snapshot *s)
 	double n = 0;
 
 	for (int i = 0; i < s->n_ports; i++)
-		n += (double)snapshot_port_open(&s->ports[i]);
+		n += (double)s->ports[i].open;
 	return n;
 }
 

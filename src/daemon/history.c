@@ -125,7 +125,8 @@ static void listener_point(const struct cs_snapshot *prev, const struct cs_snaps
 	o->accepts = delta(pc->accepts, pp->accepts);
 	o->local_closes = delta(pc->qt.local_closes, pp->qt.local_closes);
 	o->accepts_after_close = delta(pc->qt.accepts_after_close, pp->qt.accepts_after_close);
-	o->open = (long)snapshot_port_open(pc);
+	o->open = (long)pc->open;
+	o->open_peak = (long)pc->open_peak;
 	full = (double)delta(pc->qt.full_total_ns, pp->qt.full_total_ns) +
 	       (double)full_running_ns(cur, pc) - (double)full_running_ns(prev, pp);
 	full /= 1e9;

@@ -27,7 +27,8 @@ struct cs_point_listener {
 	uint64_t accepts;        /* of its port */
 	uint64_t local_closes;   /* accepted connections the app closed */
 	uint64_t accepts_after_close; /* accepts right after such a close */
-	long open;               /* accepted and not closed, at the end */
+	long open;               /* accepted and not let go by the target, at the end */
+	long open_peak;          /* the most open at any moment of the interval */
 	double full_seconds;     /* time the queue was full in the interval */
 	double gap_seconds;      /* longest no-accept span with a full queue
 				  * running at the end or ended in the interval */

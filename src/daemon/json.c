@@ -195,7 +195,7 @@ char *json_snapshot(const struct cs_snapshot *s)
 		cJSON_AddStringToObject(o, "listener", p->label);
 		cJSON_AddNumberToObject(o, "port", p->port);
 		cJSON_AddNumberToObject(o, "accepts_total", (double)p->accepts);
-		cJSON_AddNumberToObject(o, "connections_open", (double)snapshot_port_open(p));
+		cJSON_AddNumberToObject(o, "connections_open", (double)p->open);
 		c = cJSON_AddObjectToObject(o, "connections_closed_total");
 		for (int k = 0; k < CS_INIT_MAX; k++)
 			cJSON_AddNumberToObject(c, initiators[k], (double)p->closed[k]);
@@ -284,6 +284,7 @@ static void add_point_extra(cJSON *o, const struct cs_point *p)
 		cJSON_AddNumberToObject(l, "accept_queue_length", pl->queue_len);
 		cJSON_AddNumberToObject(l, "accept_queue_limit", pl->queue_limit);
 		cJSON_AddNumberToObject(l, "connections_open", pl->open);
+		cJSON_AddNumberToObject(l, "connections_open_peak", pl->open_peak);
 		cJSON_AddNumberToObject(l, "accept_wait_p50_seconds", pl->accept_wait_p50_s);
 		cJSON_AddNumberToObject(l, "accept_wait_p99_seconds", pl->accept_wait_p99_s);
 		cJSON_AddItemToArray(arr, l);

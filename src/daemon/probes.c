@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -70,6 +71,8 @@ static const char *const full_only_progs[] = {
 /* Programs without which connscope has nothing to say: their failure stops it. */
 static const char *const required_progs[] = { "exit_accept", "exit_accept4", "on_set_state" };
 
+#define PORT_OPEN_BYTES ((size_t)CS_PORT_SPACE * sizeof(struct cs_port_open))
+
 struct probes {
 	struct connscope_bpf *skel;
 	struct ring_buffer *rb;
@@ -81,6 +84,7 @@ struct probes {
 	uint32_t netns_ino;
 	uint64_t events_seen;
 	bool ack_drops_exact; /* on_kfree_skb loaded */
+	struct cs_port_open *port_open; /* the port_open map, mapped */
 	bool baseline;        /* CONNSCOPE_BENCH_BASELINE: see full_only_progs */
 	int n_probes;
 	struct cs_probe probes[CS_PROBES_MAX];
@@ -404,6 +408,15 @@ int probes_new(uint32_t netns_ino, bool verbose, probes_event_fn fn, void *arg, 
 	if (err)
 		goto cleanup;
 	p->ack_drops_exact = bpf_program__autoload(p->skel->progs.on_kfree_skb);
+	p->port_open = mmap(NULL, PORT_OPEN_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED,
+			    bpf_map__fd(p->skel->maps.port_open), 0);
+	if (p->port_open == MAP_FAILED) {
+		err = -errno;
+		p->port_open = NULL;
+		fprintf(stderr, "connscope: mapping the port_open map failed: %s (a kernel without "
+			"BPF_F_MMAPABLE, before 5.5, is not supported)\n", strerror(-err));
+		goto cleanup;
+	}
 	err = connscope_bpf__attach(p->skel);
 	if (err) {
 		fprintf(stderr, "connscope: attaching tracepoints failed: %s (run with -v)\n",
@@ -460,6 +473,8 @@ void probes_free(struct probes *p)
 	ring_buffer__free(p->rb);
 	if (p->skel)
 		detach_parallel(p->skel);
+	if (p->port_open)
+		munmap(p->port_open, PORT_OPEN_BYTES);
 	connscope_bpf__destroy(p->skel);
 	free(p->percpu_buf);
 	free(p->serve_buf);
@@ -622,7 +637,6 @@ static void read_ports(struct probes *p, struct cs_snapshot *s)
 				dur_count += v->closed[i];
 			}
 			port->closed_before_accept += v->closed_before_accept;
-			port->released += v->released;
 			add_hist(&port->accept_wait, v->accept_wait_slots, v->accept_wait_sum_ns,
 				 v->accept_wait_count);
 			add_hist(&port->duration, v->duration_slots, v->duration_sum_ns, dur_count);
@@ -754,6 +768,14 @@ static void read_queue_time(struct probes *p, struct cs_snapshot *s)
 			port->port = key;
 		}
 		port->qt = v;
+	}
+	/* every port, also one with accepts but no queue_time entry */
+	for (int i = 0; i < s->n_ports; i++) {
+		struct cs_port_open *o = &p->port_open[s->ports[i].port];
+		int64_t open = __atomic_load_n(&o->open, __ATOMIC_RELAXED);
+
+		s->ports[i].open = open > 0 ? (uint64_t)open : 0;
+		s->ports[i].open_peak = __atomic_exchange_n(&o->peak, 0, __ATOMIC_SEQ_CST);
 	}
 	for (int i = 0; i < s->n_ports; i++) {
 		__u16 k = s->ports[i].port;

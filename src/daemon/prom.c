@@ -125,7 +125,7 @@ static void render_sockets(const struct cs_snapshot *s, struct sbuf *b)
 	       "Connections accepted since attach that the target has not closed (its close(), an abort or a reset ends one).");
 	for (int i = 0; i < s->n_ports; i++)
 		sample_l(b, "connections_open", "listener", s->ports[i].label,
-			 (double)snapshot_port_open(&s->ports[i]));
+			 (double)s->ports[i].open);
 	family(b, "connections_closed_total", "counter", "Accepted connections closed, by who ended them.");
 	for (int i = 0; i < s->n_ports; i++)
 		for (int k = 0; k < CS_INIT_MAX; k++) {

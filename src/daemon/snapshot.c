@@ -88,13 +88,6 @@ uint64_t snapshot_port_unread(const struct cs_port *p)
 	return p->accepts > done ? p->accepts - done : 0;
 }
 
-uint64_t snapshot_port_open(const struct cs_port *p)
-{
-	/* the per-CPU slots are read one after another: a release may be
-	 * seen before its accept */
-	return p->accepts > p->released ? p->accepts - p->released : 0;
-}
-
 uint64_t snapshot_port_errors(const struct cs_snapshot *s, int syscall, int err)
 {
 	uint64_t n = 0;

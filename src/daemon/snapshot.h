@@ -68,7 +68,11 @@ struct cs_port {
 	uint64_t accepts;
 	uint64_t closed[CS_INIT_MAX];
 	uint64_t closed_before_accept;
-	uint64_t released; /* accepted connections the target closed (or lost to a reset) */
+	/* accepted and not let go by the target (see cs_port_open), now, and
+	 * the most since the last history tick (the collector carries it
+	 * across the snapshots between two ticks) */
+	uint64_t open;
+	uint64_t open_peak;
 	struct cs_hist accept_wait;
 	struct cs_hist duration;
 	struct cs_queue_time qt; /* the accept queue in time (kernel clock) */
@@ -211,7 +215,5 @@ const char *snapshot_probe_state_name(enum cs_probe_state state);
 uint64_t snapshot_port_errors(const struct cs_snapshot *s, int syscall, int err);
 /* Accepted since attach, open, and never read by the app. */
 uint64_t snapshot_port_unread(const struct cs_port *p);
-/* Connections accepted since attach that the target has not closed: what
- * the server itself counts as open. */
-uint64_t snapshot_port_open(const struct cs_port *p);
+
 #endif

@@ -320,6 +320,29 @@ class Connscope(Proc):
         eq(code, 200, "/metrics status")
         return Metrics(parse_metrics(body.decode()))
 
+    def ticks_since(self, t):
+        """History points connscope took after wall-clock time t."""
+        return sum(p["time_unix_ms"] > t * 1000 for p in self.json("/api/v1/history")["points"])
+
+    def open_per_point(self, port, key="connections_open"):
+        """connscope's open connections on the port at each history point (at
+        its end; connections_open_peak: the most during it)."""
+        return [l[key] for p in self.json("/api/v1/history")["points"]
+                for l in p.get("listeners", []) if l["listener"].endswith(":%d" % port)]
+
+    def why(self, d, port):
+        """For a wrong verdict: the causes with their evidence and, per history
+        point, the listener's open connections, queue, accepts and drops."""
+        rows = []
+        for p in self.json("/api/v1/history")["points"]:
+            for l in p.get("listeners", []):
+                if l["listener"].endswith(":%d" % port):
+                    rows.append("%.2fs %d^%d %d/%d +%d d%d" % (
+                        p.get("seconds", 0), l["connections_open"], l["connections_open_peak"], l["accept_queue_length"],
+                        l["accept_queue_limit"], l["accepts"], l["listen_drops"]))
+        return "causes %r; seconds open^peak queue/limit +accepts drops per point: %s" % (
+            [(c["cause"], c["evidence"]) for c in d["causes"]], ", ".join(rows))
+
     def stop(self, sig=signal.SIGINT):
         """Stops connscope; returns its stdout. Fails on sanitizer reports."""
         self.p.send_signal(sig)

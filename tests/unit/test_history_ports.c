@@ -19,6 +19,8 @@ UNIT_TEST(test_history_point_ports)
 	a->ports[0].accepts = 10;
 	b->ports[0].accepts = 30;
 	b->ports[0].closed[0] = 5;
+	b->ports[0].open = 25;
+	b->ports[0].open_peak = 27;
 	a->listeners[0].drops = 3;
 	b->listeners[0].drops = 10;
 	b->listeners[0].queue_len = 12;
@@ -33,7 +35,7 @@ UNIT_TEST(test_history_point_ports)
 	CHECK(!strcmp(p.listeners[0].label, "0.0.0.0:8080"));
 	CHECK(p.listeners[0].accepts == 20);
 	CHECK(p.listeners[0].drops == 7);
-	CHECK(p.listeners[0].open == 25);
+	CHECK(p.listeners[0].open == 25 && p.listeners[0].open_peak == 27);
 	CHECK(p.listeners[0].queue_len == 12 && p.listeners[0].queue_limit == 16);
 	/* p50: the 10th of 20 samples, the top of the 8-16 us slot */
 	CHECK(fabs(p.listeners[0].accept_wait_p50_s - 16e-6) < 1e-12);

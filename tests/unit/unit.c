@@ -120,6 +120,7 @@ int unit_points(struct cs_point *pts, int n, const uint64_t *acc, const uint64_t
 		l->accepts = acc[i];
 		open += acc[i];
 		l->open = open;
+		l->open_peak = open;
 		l->full_seconds = l->full ? 1 : 0;
 		/* a slow acceptor: each accept waited 300 ms */
 		l->accept_wait_count = acc[i];

@@ -71,7 +71,9 @@ struct {
 	__type(value, __u64);
 } listen_port_bits SEC(".maps");
 
-/* Feeds connscope_connections_open and the connection cap's plateau. */
+/* Feeds connscope_connections_open and the connection cap's plateau.
+ * Indexed by the port itself (1 MiB): no hash on the accept path, and the
+ * daemon reads and exchanges a port's values in place (mmapped). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(map_flags, BPF_F_MMAPABLE);
@@ -641,8 +643,11 @@ static __always_inline void on_accepted(struct sock *sk)
 	__u64 key = (__u64)sk, now = bpf_ktime_get_ns(), flags;
 	struct cs_port_stats *stats;
 	struct cs_conn *conn, fresh = {};
-	__u16 port;
+	__u16 port, family = BPF_CORE_READ(sk, __sk_common.skc_family);
 
+	/* a unix-domain or UDP-style accept has no TCP state changes to end it */
+	if ((family != AF_INET && family != AF_INET6) || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+		return;
 	/* not skc_num: a child reset while queued has given its port back */
 	port = sk_local_port(sk);
 	stats = port_stats_get(port);
@@ -667,12 +672,20 @@ static __always_inline void on_accepted(struct sock *sk)
 		fresh.port = port;
 		fresh.flags = CS_CONN_ACCEPTED;
 		err = bpf_map_update_elem(&conns, &key, &fresh, BPF_NOEXIST);
-		if (err == -E2BIG)
+		if (err && err != -EEXIST) {
+			/* not followed to its close: not counted as open either */
+			port_open_add(port, -1);
 			count(CS_CNT_CONNS_TABLE_FULL);
+		}
 		if (err != -EEXIST)
 			return;
 		/* set_state inserted it on another CPU meanwhile: update that one */
 		conn = bpf_map_lookup_elem(&conns, &key);
+		if (!conn) {
+			/* and a reset closed it since (on_close deleted it) */
+			accepted_after_close(stats, port);
+			return;
+		}
 	}
 	if (conn) {
 		if (conn->flags & CS_CONN_WAIT_KNOWN) {

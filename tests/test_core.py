@@ -1,8 +1,8 @@
 # SPDX-License-Identifier: MIT
 """connscope counts exactly what the kernel did to the target's
 connections. Ground truth: the servers' own counts, ss, /proc, TcpExt."""
-import os, signal, subprocess, time
-from lib import (Connscope, Netns, Server, bpf_link_ids, check, client, eq, pinned, settle,
+import os, signal, socket, subprocess, time
+from lib import (PY, Connscope, Netns, Proc, Server, bpf_link_ids, check, client, eq, pinned, settle,
                  settled_total, ss_listener, tcp_ext, wait_until)
 
 
@@ -27,6 +27,49 @@ def test_accepts_counted_for_target_only():
     eq(m.get1("connscope_connections_open", listener=lbl), 0, "connections open")
     eq(m.get1("connscope_accept_wait_seconds_count", listener=lbl), 300, "accept-wait samples")
     eq(m.get1("connscope_connection_duration_seconds_count", listener=lbl), 300, "duration samples")
+    cs.stop()
+
+
+UNIX_AND_TCP = r'''
+import os, socket, sys, tempfile
+path = os.path.join(tempfile.mkdtemp(), "s")
+us = socket.socket(socket.AF_UNIX); us.bind(path); us.listen(64)
+ts = socket.socket(); ts.bind(("127.0.0.1", 0)); ts.listen(64)
+print("READY", ts.getsockname()[1], path, flush=True)
+held = []
+for line in sys.stdin:  # "unix N" / "tcp N": accept N there, hold them, say how many
+    kind, n = line.split()
+    for _ in range(int(n)):
+        held.append((us if kind == "unix" else ts).accept()[0])
+    print("HELD", kind, len(held), flush=True)
+'''
+
+
+def test_unix_socket_accepts_are_not_tcp_connections():
+    # the target accepts on a unix socket too (php-fpm, gunicorn): those are
+    # neither TCP accepts nor open connections of any port
+    srv = Proc([PY, "-c", UNIX_AND_TCP], stdin=subprocess.PIPE)
+    port, path = srv.wait_line("READY").split()[1:]
+    cs = Connscope(srv.pid)
+    unix = []
+    for _ in range(20):
+        c = socket.socket(socket.AF_UNIX)
+        c.connect(path)
+        unix.append(c)
+    srv.p.stdin.write("unix 20\n"); srv.p.stdin.flush()
+    srv.wait_line("HELD unix 20")
+    r = client("127.0.0.1", int(port), 15, hold=3.0)
+    eq(r["connected"], 15, "TCP clients connected")
+    srv.p.stdin.write("tcp 15\n"); srv.p.stdin.flush()
+    srv.wait_line("HELD tcp 35")
+    lbl = "127.0.0.1:%s" % port
+    m = settle(lambda: cs.metrics().get1("connscope_accepts_total", listener=lbl), what="accepts")
+    eq(m, 15, "TCP accepts vs the 15 the server took on its TCP listener")
+    m = cs.metrics()
+    eq(len(m.find("connscope_accepts_total")), 1, "one listener with accepts: %r" % m.find("connscope_accepts_total"))
+    eq(sum(m.find("connscope_connections_open").values()), 15, "open connections: the TCP ones it holds")
+    for c in unix:
+        c.close()
     cs.stop()
 
 

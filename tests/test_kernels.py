@@ -6,7 +6,7 @@ without a reason before 6.10). Runs on the host and in the 6.1 guest
 (tests/kernels/run-guest.sh); tests named guest_test_* run only in a guest,
 where they may unload modules."""
 import os, platform, re, signal, subprocess, time
-from lib import (HARNESS, PY, Connscope, Netns, Proc, Server, check, client, eq, run_connscope,
+from lib import (HARNESS, PY, Connscope, Netns, Proc, Server, cause, check, client, eq, run_connscope,
                  settle, tcp_ext, wait_until)
 
 KERNEL = tuple(int(x) for x in re.match(r"(\d+)\.(\d+)", platform.release()).groups())
@@ -261,8 +261,13 @@ def test_target_exited_named():
     client("127.0.0.1", srv.port, 25, hold=0.2)
     wait_until(lambda: srv.total("accepted") == 25, 15, "server to accept 25")
     settle(lambda: sum(cs.metrics().find("connscope_accepts_total").values()), what="accepts")
+    held = srv.total("accepted") - srv.total("closed")
     srv.kill()
     wait_until(lambda: cs.metrics().get1("connscope_target_up") == 0, 15, "target_up 0")
     eq(sum(cs.metrics().find("connscope_accepts_total").values()), 25, "accepts kept after exit")
-    eq(cs.json("/api/v1/diagnosis")["verdict"], "target_exited", "verdict after the target exited")
+    d = cs.json("/api/v1/diagnosis")
+    eq(d["verdict"], "target_exited", "verdict after the target exited")
+    # its exit closed them all: what it held before, not the 0 after
+    eq(cause(d, "target_exited")["evidence"]["connections_open"], held, "connections it held vs its own count")
+    eq(cause(d, "target_exited")["clients_affected"], held, "clients affected")
     cs.stop()

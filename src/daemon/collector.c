@@ -45,6 +45,7 @@ struct collector {
 	uint64_t seq;
 	uint64_t procs_not_read;
 	uint64_t restarts;
+	uint64_t open_at_exit;
 	uint32_t netns;
 	bool own_netns; /* the target shares connscope's network namespace */
 	/* the label each port's counters were last shown under: a listener that
@@ -434,7 +435,6 @@ static void mark_full_queues(struct collector *c, struct cs_snapshot *s)
 	}
 }
 
-/* Builds c->cur from the kernel. Called with the lock held. */
 /* A port's open_peak is the most it held since the last tick: the kernel's
  * peak since the last read, the open count now, and what the snapshots
  * since the tick saw (at the tick itself: its open count, where the new
@@ -468,6 +468,26 @@ static void open_peaks_carry(struct cs_snapshot *s, const struct open_carry *kee
 	}
 }
 
+/* What the target held just before it exited: its exit closes every
+ * connection (open drops to 0), so the most open in this tick and the one
+ * before, per port (the exit may have begun in the previous tick). */
+static uint64_t open_before_exit(const struct collector *c)
+{
+	const struct cs_snapshot *now = &c->cur, *prev = &c->tick_prev;
+	uint64_t n = 0;
+
+	for (int i = 0; i < now->n_ports; i++) {
+		uint64_t most = now->ports[i].open_peak;
+
+		for (int k = 0; k < prev->n_ports; k++)
+			if (prev->ports[k].port == now->ports[i].port && prev->ports[k].open_peak > most)
+				most = prev->ports[k].open_peak;
+		n += most;
+	}
+	return n;
+}
+
+/* Builds c->cur from the kernel. Called with the lock held. */
 static void collect(struct collector *c)
 {
 	struct open_carry keep[CS_PORTS_SHOWN_MAX];
@@ -487,8 +507,11 @@ static void collect(struct collector *c)
 	npids = live_targets(c, pids, probes_targets(c->probes, pids, CS_TARGETS_MAX));
 	/* Collection lasts while any target process lives: a launcher that
 	 * exits leaves the descendants that serve behind. */
-	if (!c->exited && !npids)
+	if (!c->exited && !npids) {
 		c->exited = true;
+		c->open_at_exit = open_before_exit(c);
+	}
+	s->open_at_exit = c->open_at_exit;
 	s->target_up = !c->exited;
 	/* Once the target is gone, /proc and sock_diag keep their last numbers. */
 	if (s->target_up) {
@@ -573,7 +596,6 @@ int collector_new(int pid, bool verbose, struct collector **out)
 	}
 	c->pid = pid;
 	c->started = mono_now();
-	c->cur_is_tick = true;
 	err = procfs_start_time(pid, &c->start_time);
 	if (err) {
 		err = errmsg(err, "PID %d does not exist", pid);
@@ -604,6 +626,7 @@ int collector_new(int pid, bool verbose, struct collector **out)
 	}
 	collect(c);
 	c->tick_prev = c->cur;
+	c->cur_is_tick = true;
 	*out = c;
 	return 0;
 cleanup:

@@ -316,12 +316,14 @@ static void cause_listener(struct cs_cause *c, const char *label)
 		snprintf(c->listener, sizeof(c->listener), "%s", label);
 }
 
-/* Connections accepted and not closed, over all ports: what dies with the
- * process. */
+/* Connections accepted and not let go, over all ports: what dies with the
+ * process (once it exited: what it held when last seen up). */
 static double open_connections(const struct cs_snapshot *s)
 {
 	double n = 0;
 
+	if (!s->target_up)
+		return (double)s->open_at_exit;
 	for (int i = 0; i < s->n_ports; i++)
 		n += (double)s->ports[i].open;
 	return n;
@@ -334,7 +336,7 @@ static void rule_target(const struct cs_snapshot *s, const struct cs_window *w, 
 
 	if (!s->target_up) {
 		c = cause_add(d, "target_exited", "critical", 100, open);
-		cause_clients_how(c, "connections open when it exited (accepted since attach, not closed)");
+		cause_clients_how(c, "connections it held when it exited (accepted since attach, not closed by it)");
 		evidence_num(c, "pid", s->pid);
 		evidence_text(c, "comm", "%s", s->comm);
 		evidence_num(c, "accepts_total", (double)s->accepts_total);

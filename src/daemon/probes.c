@@ -411,10 +411,9 @@ int probes_new(uint32_t netns_ino, bool verbose, probes_event_fn fn, void *arg, 
 	p->port_open = mmap(NULL, PORT_OPEN_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED,
 			    bpf_map__fd(p->skel->maps.port_open), 0);
 	if (p->port_open == MAP_FAILED) {
-		err = -errno;
 		p->port_open = NULL;
-		fprintf(stderr, "connscope: mapping the port_open map failed: %s (a kernel without "
-			"BPF_F_MMAPABLE, before 5.5, is not supported)\n", strerror(-err));
+		err = errmsg(-errno, "cannot map the port_open BPF map (1 MiB): %s; check the memory "
+			     "limits of this process (ulimit -l, the cgroup's memory.max)", strerror(errno));
 		goto cleanup;
 	}
 	err = connscope_bpf__attach(p->skel);

@@ -135,6 +135,7 @@ struct cs_snapshot {
 	int pid;
 	bool target_up;    /* any target process alive (not the first PID alone) */
 	uint64_t restarts; /* --follow: successors attached to */
+	uint64_t open_at_exit; /* connections it held when it was last seen up (its last exit) */
 	int processes;     /* the target and its live descendants */
 	char comm[32];
 	double target_uptime_s; /* since the target process started */

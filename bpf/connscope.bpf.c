@@ -1087,12 +1087,20 @@ int BPF_PROG(on_send_reset, const struct sock *sk, const struct sk_buff *skb,
 }
 
 /* Before 6.10 the tracepoint has no reason (and enum sk_rst_reason does not
- * exist): the same count, every reset not_specified. userspace loads this one
- * or the one above, from the argument count in the kernel's BTF. */
+ * exist). userspace loads this one or the one above, from the argument count
+ * in the kernel's BTF. tcp_send_active_reset passes no segment: the target's
+ * socket aborted (close with unread data, SO_LINGER 0, a timer's or memory
+ * abort): not_specified. tcp_v4/v6_send_reset passes the segment it answers
+ * (full sockets only): from a connection that took data after the target
+ * shut it (TCPAbortOnData: closed first, state CLOSE) the application's abort
+ * too; from a listener (an ACK no handshake matches: a stray segment, an ACK
+ * scan) or a handshake not: passive. */
 SEC("tp_btf/tcp_send_reset")
 int BPF_PROG(on_send_reset_noreason, const struct sock *sk, const struct sk_buff *skb)
 {
-	return count_reset_sent(sk, skb, 0);
+	bool passive = sk && skb && sk->__sk_common.skc_state != TCP_CLOSE;
+
+	return count_reset_sent(sk, skb, passive ? CS_RST_PASSIVE_BEFORE_6_10 : 0);
 }
 
 SEC("tp_btf/tcp_receive_reset")

@@ -5,13 +5,10 @@ health, the minimum kernel, and the counts that differ by kernel (resets
 without a reason before 6.10). Runs on the host and in the 6.1 guest
 (tests/kernels/run-guest.sh); tests named guest_test_* run only in a guest,
 where they may unload modules."""
-import os, platform, re, signal, subprocess, time
-from lib import (HARNESS, PY, Connscope, Netns, Proc, Server, cause, check, client, eq, run_connscope,
-                 settle, tcp_ext, wait_until)
+import os, re, signal, subprocess, time
+from lib import (HARNESS, KERNEL, PY, RESET_REASONS, Connscope, Netns, Proc, Server, cause, causes, check,
+                 client, eq, run_connscope, settle, tcp_ext, wait_until)
 
-KERNEL = tuple(int(x) for x in re.match(r"(\d+)\.(\d+)", platform.release()).groups())
-# tcp_send_reset(sk, skb, reason) and enum sk_rst_reason: Linux 6.10
-RESET_REASONS = KERNEL >= (6, 10)
 REDUCED_RESETS = "reset reasons need Linux 6.10; counting resets without a reason"
 
 
@@ -164,7 +161,8 @@ def netns_out_rsts(pid):
 
 
 # Connects, waits for the server's FIN, then sends: the server's timewait
-# socket answers with a reset. Prints how many resets this client saw.
+# socket answers with a reset (with closes_first.py --shutdown: its connection
+# does, an abort on data). Prints how many resets this client saw.
 TIMEWAIT_CLIENT = """
 import socket, sys, time
 port, n, seen = int(sys.argv[1]), int(sys.argv[2]), 0
@@ -213,6 +211,34 @@ def test_timewait_resets_by_kernel():
         cs.stop()
 
 
+def test_abort_on_data_counted_as_an_abort_on_every_kernel():
+    # A server that shut its connections both ways gets data: the connection
+    # answers with a reset (TCPAbortOnData): the application's abort, reason
+    # tcp_abort_on_data, and before 6.10 not_specified (a reset answering a
+    # segment, from the target's connection after its shutdown, not from a
+    # listener). reset_on_close counts them on both.
+    with Netns() as ns:
+        srv = Proc(["ip", "netns", "exec", ns.name, PY,
+                    os.path.join(HARNESS, "servers", "closes_first.py"), "--shutdown"])
+        port = int(srv.wait_line("READY").split()[1])
+        cs = Connscope(srv.pid)
+        base = tcp_ext(srv.pid)["TCPAbortOnData"]
+        out = subprocess.run(["ip", "netns", "exec", ns.name, PY, "-c", TIMEWAIT_CLIENT, str(port), "10"],
+                             capture_output=True, text=True, timeout=60)
+        eq(out.returncode, 0, "client: " + out.stderr[-300:])
+        eq(int(out.stdout), 10, "resets the client saw")
+        aborts = settle(lambda: tcp_ext(srv.pid)["TCPAbortOnData"] - base, what="TCPAbortOnData")
+        eq(aborts, 10, "TcpExt TCPAbortOnData delta")
+        reason = "tcp_abort_on_data" if RESET_REASONS else "not_specified"
+        eq(settle(lambda: cs.metrics().get1("connscope_tcp_resets_sent_total", reason=reason), what="resets"),
+           aborts, "resets sent with reason %s vs TCPAbortOnData" % reason)
+        time.sleep(0.6)
+        d = cs.json("/api/v1/diagnosis")
+        # (the verdict is rejected_after_accept: it ends each connection unread)
+        eq(cause(d, "reset_on_close")["evidence"]["resets_abort"], aborts, "aborting resets in evidence")
+        cs.stop()
+
+
 def test_reset_to_closed_port_by_kernel():
     # 6.10+ traces the reset for a segment no socket takes (reason no_socket)
     # and names reset_no_listener; 6.1 does not trace it, so counts none.
@@ -238,8 +264,9 @@ def test_reset_to_closed_port_by_kernel():
 
 
 def test_reset_on_close_named_on_every_kernel():
-    # Before 6.10 every traced reset is an active abort: the diagnosis counts
-    # the not_specified ones as such, so reset_on_close is named there too.
+    # Before 6.10 the target's aborts are traced without a reason: the
+    # diagnosis counts the not_specified ones as such, so reset_on_close is
+    # named there too.
     with Netns() as ns:
         srv = Server("--mode", "abort_on_data", netns=ns)
         cs = Connscope(srv.pid)

@@ -29,6 +29,10 @@
 #define CS_SYSCALL_ERRORS_MAX 512
 /* Slots of sk_rst_reason counted; the enum has 25 values on 6.18. */
 #define CS_RST_REASONS_MAX 64
+/* Before 6.10 (no enum): the slot of a passive reset, one answering a
+ * segment (a stray ACK at a listener, a bad handshake), labelled
+ * passive_reset; the target's own aborts stay in slot 0, not_specified. */
+#define CS_RST_PASSIVE_BEFORE_6_10 62
 /* log2 histogram of microseconds: slot i holds [2^i, 2^(i+1)) us, slot 0 also
  * holds 0; the last slot (2^31 us, ~36 min) takes everything above. */
 #define CS_HIST_SLOTS 32

@@ -73,9 +73,10 @@ static const char *const abort_reasons[] = {
 	"tcp_abort_on_close", "tcp_abort_on_data", "tcp_abort_on_linger",
 	"tcp_disconnect_with_data", NULL,
 };
-/* Before 6.10 the kernel names no reason (every reset reads not_specified)
- * and traces resets only from tcp_send_active_reset: aborts of the
- * application's own connections (close with unread data, SO_LINGER 0). */
+/* Before 6.10 the kernel names no reason: connscope labels the target's own
+ * aborts (close with unread data, SO_LINGER 0, data after its close)
+ * not_specified and resets answering a segment at a listener passive_reset,
+ * which are no abort (probes: on_send_reset_noreason). */
 static const char *const abort_reasons_before_6_10[] = { "not_specified", NULL };
 static const char *const no_socket_reasons[] = { "no_socket", NULL };
 static const char *const memory_reasons[] = { "tcp_abort_on_memory", NULL };

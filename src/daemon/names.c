@@ -4,6 +4,7 @@
 #include "names.h"
 #include <bpf/btf.h>
 #include <ctype.h>
+#include <stdbool.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,6 +58,8 @@ static const char *const tcp_ext_names[CS_TE_MAX] = {
 };
 
 static char *rst_names[CS_RST_REASONS_MAX];
+/* the kernel names reset reasons (enum sk_rst_reason, 6.10+) */
+static bool rst_enum;
 
 #define RST_PREFIX "SK_RST_REASON_"
 
@@ -72,10 +75,12 @@ int names_init(void)
 		return -errno;
 	id = btf__find_by_name_kind(btf, "sk_rst_reason", BTF_KIND_ENUM);
 	if (id < 0) {
-		/* kernels before 6.10 pass no reason; every reset is "not_specified" */
+		/* kernels before 6.10 pass no reason: an abort is "not_specified",
+		 * a reset answering a segment "passive_reset" (the BPF side tells) */
 		btf__free(btf);
 		return 0;
 	}
+	rst_enum = true;
 	t = btf__type_by_id(btf, id);
 	v = btf_enum(t);
 	n = btf_vlen(t);
@@ -126,6 +131,8 @@ const char *names_rst_reason(unsigned reason)
 		return NULL;
 	if (!rst_names[reason] && reason == 0)
 		return "not_specified";
+	if (!rst_enum && reason == CS_RST_PASSIVE_BEFORE_6_10)
+		return "passive_reset";
 	return rst_names[reason];
 }
 

@@ -2,7 +2,7 @@
 """Helpers for connscope's real-kernel tests: start test servers, clients,
 network namespaces and connscope itself; read ground truth from ss, /proc
 and the servers' own counts."""
-import json, os, re, signal, socket, subprocess, sys, threading, time
+import json, os, platform, re, signal, socket, subprocess, sys, threading, time
 import urllib.error, urllib.request
 
 HARNESS = os.path.dirname(os.path.abspath(__file__))
@@ -13,6 +13,9 @@ SERVER = os.path.join(HARNESS, "servers", "tcp_server.py")
 CLIENT = os.path.join(HARNESS, "tcp_client.py")
 DEMO = os.path.join(BUILD, "connscope-demo-server")
 PY = sys.executable or "python3"
+KERNEL = tuple(int(x) for x in re.match(r"(\d+)\.(\d+)", platform.release()).groups())
+# tcp_send_reset(sk, skb, reason) and enum sk_rst_reason: Linux 6.10
+RESET_REASONS = KERNEL >= (6, 10)
 _cleanups = []
 
 

@@ -17,12 +17,18 @@ UNIT_TEST(test_syscalls_and_errnos)
 	CHECK(!strcmp(names_errno(1000), "EUNKNOWN"));
 }
 
-/* Reason 0 is "not_specified" with or without the kernel's enum. */
+/* Reason 0 is "not_specified" with or without the kernel's enum; without
+ * it a passive reset has a label of connscope's. */
 UNIT_TEST(test_reset_reasons)
 {
 	CHECK(!names_init());
 	CHECK(!strcmp(names_rst_reason(0), "not_specified"));
 	CHECK(names_rst_reason(CS_RST_REASONS_MAX) == NULL);
+	/* passive_reset is connscope's label where the kernel names none */
+	if (names_rst_reason_index("tcp_abort_on_close") >= 0)
+		CHECK(names_rst_reason(CS_RST_PASSIVE_BEFORE_6_10) == NULL);
+	else
+		CHECK(!strcmp(names_rst_reason(CS_RST_PASSIVE_BEFORE_6_10), "passive_reset"));
 	CHECK(names_rst_reason_index("no_such_reason") == -1);
 }
 

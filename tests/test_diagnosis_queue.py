@@ -83,7 +83,7 @@ def test_connection_cap_under_churn():
     eq(d["verdict"], "connection_cap", "verdict (%s)" % cs.why(d, srv.port))
     c = cause(d, "connection_cap")
     eq(c["evidence"]["plateau_connections"], peak, "plateau vs the server's own peak open count")
-    check(c["evidence"]["accepts_right_after_a_close"] > 0, "accepts followed closes: %r" % c["evidence"])
+    check(c["evidence"]["accepts_right_after_a_close"] > 0, "accepts followed closes: %s" % cs.why(d, srv.port))
     # a connection stops counting when the server closes it, as the server's
     # own count does, not when the FIN exchange ends; each tick's peak is
     # exact, however the tick falls between a close and the next accept

@@ -6,7 +6,7 @@ without a reason before 6.10). Runs on the host and in the 6.1 guest
 (tests/kernels/run-guest.sh); tests named guest_test_* run only in a guest,
 where they may unload modules."""
 import os, platform, re, signal, subprocess, time
-from lib import (HARNESS, KERNEL, PY, RESET_REASONS, Connscope, Netns, Proc, Server, cause, causes, check,
+from lib import (HARNESS, KERNEL, PY, RESET_REASONS, Connscope, Netns, Proc, Server, cause, check,
                  client, eq, run_connscope, settle, tcp_ext, wait_until)
 
 REDUCED_RESETS = "reset reasons need Linux 6.10; counting resets without a reason"

@@ -55,6 +55,7 @@ static struct demo_opts {
 /* Only longs: a worker's counts are summed field by field (demo_stats_sum). */
 struct demo_stats {
 	long accepted, open, peak_open, closed, emfile, accept_errors;
+	long accepts_at_cap; /* accepts that took the place of a close while held at the cap */
 	long ws_upgrades, ws_bad_requests, stomp_connected, stomp_sends, answered, aborted;
 };
 
@@ -65,14 +66,15 @@ static struct demo_stats own_stats, *stats = &own_stats;
 static struct conn **conns;
 static long nconns_slots;
 static int ep, lfd;
+static bool held_at_cap; /* open reached --max-connections since the last accept */
 
 static void print_stats(const struct demo_stats *s)
 {
 	printf("{\"accepted\":%ld,\"open\":%ld,\"peak_open\":%ld,\"closed\":%ld,\"emfile\":%ld,"
-	       "\"accept_errors\":%ld,\"ws_upgrades\":%ld,\"ws_bad_requests\":%ld,"
+	       "\"accept_errors\":%ld,\"accepts_at_cap\":%ld,\"ws_upgrades\":%ld,\"ws_bad_requests\":%ld,"
 	       "\"stomp_connected\":%ld,\"stomp_sends\":%ld,\"answered\":%ld,\"aborted\":%ld,"
 	       "\"workers\":%d}\n",
-	       s->accepted, s->open, s->peak_open, s->closed, s->emfile, s->accept_errors,
+	       s->accepted, s->open, s->peak_open, s->closed, s->emfile, s->accept_errors, s->accepts_at_cap,
 	       s->ws_upgrades, s->ws_bad_requests, s->stomp_connected, s->stomp_sends,
 	       s->answered, s->aborted, cfg.workers);
 	fflush(stdout);
@@ -315,6 +317,8 @@ static double accept_some(void)
 		ev.data.fd = fd;
 		epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
 		stats->accepted++;
+		stats->accepts_at_cap += held_at_cap;
+		held_at_cap = false;
 		if (++stats->open > stats->peak_open)
 			stats->peak_open = stats->open;
 		if (cfg.accept_delay_ms)
@@ -348,6 +352,8 @@ static int serve(int sfd, bool quiet)
 			else
 				timeout = (int)(left * 1000) + 1;
 		}
+		if (cfg.max_connections >= 0 && stats->open >= cfg.max_connections)
+			held_at_cap = true;
 		want = resume_at == 0 && (cfg.max_connections < 0 || stats->open < cfg.max_connections);
 		if (want != listening) {
 			ev.data.fd = lfd;

@@ -447,6 +447,49 @@ static __always_inline struct cs_queue_time *queue_time_get(__u16 port)
 	return map_lookup_or_init(&queue_time, &port, &zero_queue_time);
 }
 
+/* A run: local closes and the accepts that follow them, none CS_CAP_CLOSE_NS
+ * or more after the one before. A pause ends it, and the closes it had not
+ * yet matched with an accept no longer let any in. An event another CPU
+ * stamped later than this one's clock reading is no pause. */
+static __always_inline void queue_time_cap_run(struct cs_queue_time *q, __u64 now)
+{
+	__u64 last = q->run_last_ns;
+
+	if (!last || (now > last && now - last >= CS_CAP_CLOSE_NS))
+		q->run_closes = 0;
+}
+
+/* The run's latest event: only ever moved forward. */
+static __always_inline void queue_time_cap_run_stamp(struct cs_queue_time *q, __u64 now)
+{
+	for (int i = 0; i < 4; i++) {
+		__u64 last = q->run_last_ns;
+
+		if (now <= last || __sync_val_compare_and_swap(&q->run_last_ns, last, now) == last)
+			break;
+	}
+}
+
+/* An accept takes one of the run's unmatched closes, if any: then it
+ * followed a close. Compare-and-swap: two CPUs never take the same one. */
+static __always_inline void queue_time_cap_accept(struct cs_queue_time *q)
+{
+	__u64 now = bpf_ktime_get_ns();
+
+	queue_time_cap_run(q, now);
+	for (int i = 0; i < 4; i++) {
+		__u64 closes = q->run_closes;
+
+		if (!closes)
+			return;
+		if (__sync_val_compare_and_swap(&q->run_closes, closes, closes - 1) == closes) {
+			__sync_fetch_and_add(&q->accepts_after_close, 1);
+			queue_time_cap_run_stamp(q, now);
+			return;
+		}
+	}
+}
+
 /* An accept ends a span of a full queue with no accept: its length is the
  * gap the clients saw, measured here rather than by sampling ticks. */
 static __always_inline void queue_time_on_accept(__u16 port, __u64 now)
@@ -472,8 +515,7 @@ static __always_inline void queue_time_on_accept(__u16 port, __u64 now)
 		q->gaps++;
 		q->full_since_ns = 0;
 	}
-	if (q->last_local_close_ns && now - q->last_local_close_ns < CS_CAP_CLOSE_NS)
-		q->accepts_after_close++;
+	queue_time_cap_accept(q);
 	q->last_accept_ns = now;
 }
 
@@ -482,11 +524,15 @@ static __always_inline void queue_time_on_accept(__u16 port, __u64 now)
 static __always_inline void queue_time_on_local_close(__u16 port)
 {
 	struct cs_queue_time *q = queue_time_get(port);
+	__u64 now = bpf_ktime_get_ns();
 
 	if (!q)
 		return;
-	q->last_local_close_ns = bpf_ktime_get_ns();
-	q->local_closes++;
+	queue_time_cap_run(q, now);
+	__sync_fetch_and_add(&q->run_closes, 1);
+	queue_time_cap_run_stamp(q, now);
+	q->last_local_close_ns = now;
+	__sync_fetch_and_add(&q->local_closes, 1);
 }
 
 /* Serving: did the app read what it accepted? Its first copy of data marks

@@ -156,11 +156,16 @@ struct cs_queue_time {
 	__u64 last_gap_ns;          /* the latest such span */
 	__u64 gaps;                 /* how many spans ended */
 	__u64 ack_drops;            /* handshake ACKs dropped: TCP_LISTEN_OVERFLOW */
-	__u64 accepts_after_close;  /* accepts within CS_CAP_CLOSE_NS of a local close */
+	__u64 accepts_after_close;  /* accepts that followed a local close: see below */
 	__u64 local_closes;         /* accepted connections the app closed */
+	__u64 run_closes;           /* local closes of this run not yet followed by an accept */
+	__u64 run_last_ns;          /* the run's latest close or counted accept */
 };
-/* An accept this soon after the app closed a connection follows that close:
- * a connection cap lets one in per close. */
+/* A connection cap lets one in per close. An accept follows a close when it
+ * comes in a run of closes and counted accepts with no pause of this long or
+ * more, while the run has a close no earlier accept took: a server that
+ * closes a batch and then accepts as many is counted whole, however long the
+ * batch takes, but one accept per close only. */
 #define CS_CAP_CLOSE_NS (5ULL * 1000 * 1000)
 
 #define CS_CONN_ACCEPTED     0x1

@@ -285,6 +285,8 @@ static void add_point_extra(cJSON *o, const struct cs_point *p)
 		cJSON_AddNumberToObject(l, "accept_queue_limit", pl->queue_limit);
 		cJSON_AddNumberToObject(l, "connections_open", pl->open);
 		cJSON_AddNumberToObject(l, "connections_open_peak", pl->open_peak);
+		cJSON_AddNumberToObject(l, "local_closes", (double)pl->local_closes);
+		cJSON_AddNumberToObject(l, "accepts_after_close", (double)pl->accepts_after_close);
 		cJSON_AddNumberToObject(l, "accept_wait_p50_seconds", pl->accept_wait_p50_s);
 		cJSON_AddNumberToObject(l, "accept_wait_p99_seconds", pl->accept_wait_p99_s);
 		cJSON_AddItemToArray(arr, l);

@@ -340,10 +340,12 @@ class Connscope(Proc):
         for p in self.json("/api/v1/history")["points"]:
             for l in p.get("listeners", []):
                 if l["listener"].endswith(":%d" % port):
-                    rows.append("%.2fs %d^%d %d/%d +%d d%d" % (
+                    rows.append("%.2fs %d^%d %d/%d +%d(%d after a close) -%d d%d" % (
                         p.get("seconds", 0), l["connections_open"], l["connections_open_peak"], l["accept_queue_length"],
-                        l["accept_queue_limit"], l["accepts"], l["listen_drops"]))
-        return "causes %r; seconds open^peak queue/limit +accepts drops per point: %s" % (
+                        l["accept_queue_limit"], l["accepts"], l["accepts_after_close"], l["local_closes"],
+                        l["listen_drops"]))
+        return ("causes %r; seconds open^peak queue/limit +accepts(right after a close) -local closes "
+                "drops per point: %s") % (
             [(c["cause"], c["evidence"]) for c in d["causes"]], ", ".join(rows))
 
     def stop(self, sig=signal.SIGINT):

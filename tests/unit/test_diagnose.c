@@ -78,3 +78,39 @@ UNIT_TEST(test_rules)
 	free(s);
 	free(d);
 }
+
+/* A server held at 30 open that replaces 20 connections a tick: a cap when
+ * at least half of those accepts came right after a close (the kernel's
+ * count), a slow acceptor when fewer did. */
+static const char *churn_verdict(struct cs_snapshot *s, struct cs_point *pts, struct cs_diagnosis *d,
+				 uint64_t after_close)
+{
+	uint64_t acc[8] = { 30, 20, 20, 20, 20, 20, 20, 20 }, drops[8] = { 5, 40, 40, 40, 40, 40, 40, 40 };
+	uint32_t full[8] = { 17, 17, 17, 17, 17, 17, 17, 17 };
+
+	unit_points(pts, 8, acc, drops, full);
+	for (int i = 1; i < 8; i++) {
+		struct cs_point_listener *l = &pts[i].listeners[0];
+
+		l->open = l->open_peak = 30;
+		l->local_closes = 20;
+		l->accepts_after_close = after_close;
+	}
+	diagnose(s, pts, 8, d);
+	return d->verdict;
+}
+
+UNIT_TEST(test_cap_under_churn_needs_accepts_after_closes)
+{
+	struct cs_snapshot *s = unit_snapshot();
+	struct cs_diagnosis *d = malloc(sizeof(*d));
+	struct cs_point pts[8];
+
+	CHECK(!strcmp(churn_verdict(s, pts, d, 20), "connection_cap"));
+	CHECK(!strcmp(churn_verdict(s, pts, d, 10), "connection_cap"));
+	CHECK(strstr(d->summary, "stopped accepting at 30 open connections"));
+	CHECK(!strcmp(churn_verdict(s, pts, d, 9), "accept_queue_slow"));
+	CHECK(!strcmp(churn_verdict(s, pts, d, 0), "accept_queue_slow"));
+	free(d);
+	free(s);
+}

@@ -409,6 +409,17 @@ static __always_inline int on_fd_syscall_exit(__u16 sys, long ret)
 	return 0;
 }
 
+/* *v = max(*v, x) against other CPUs doing the same: a few tries. */
+static __always_inline void raise_to(__u64 *v, __u64 x)
+{
+	for (int i = 0; i < 4; i++) {
+		__u64 old = *v;
+
+		if (x <= old || __sync_val_compare_and_swap(v, old, x) == old)
+			break;
+	}
+}
+
 /* One more open connection on the port (n = 1), or one fewer (n = -1). Only
  * accepts raise the peak. */
 static __always_inline void port_open_add(__u16 port, __s64 n)
@@ -422,13 +433,7 @@ static __always_inline void port_open_add(__u16 port, __s64 n)
 	now = __sync_add_and_fetch(&o->open, n);
 	if (n < 0 || now <= 0)
 		return;
-	/* another CPU's accept may raise it meanwhile: retry a few times */
-	for (int i = 0; i < 4; i++) {
-		__u64 peak = o->peak;
-
-		if ((__u64)now <= peak || __sync_val_compare_and_swap(&o->peak, peak, (__u64)now) == peak)
-			break;
-	}
+	raise_to(&o->peak, (__u64)now);
 }
 
 /* A reset closed the socket between accept() taking it and this exit: the
@@ -459,17 +464,6 @@ static __always_inline void queue_time_cap_run(struct cs_queue_time *q, __u64 no
 		q->run_closes = 0;
 }
 
-/* The run's latest event: only ever moved forward. */
-static __always_inline void queue_time_cap_run_stamp(struct cs_queue_time *q, __u64 now)
-{
-	for (int i = 0; i < 4; i++) {
-		__u64 last = q->run_last_ns;
-
-		if (now <= last || __sync_val_compare_and_swap(&q->run_last_ns, last, now) == last)
-			break;
-	}
-}
-
 /* An accept takes one of the run's unmatched closes, if any: then it
  * followed a close. Compare-and-swap: two CPUs never take the same one. */
 static __always_inline void queue_time_cap_accept(struct cs_queue_time *q)
@@ -484,7 +478,7 @@ static __always_inline void queue_time_cap_accept(struct cs_queue_time *q)
 			return;
 		if (__sync_val_compare_and_swap(&q->run_closes, closes, closes - 1) == closes) {
 			__sync_fetch_and_add(&q->accepts_after_close, 1);
-			queue_time_cap_run_stamp(q, now);
+			raise_to(&q->run_last_ns, now);
 			return;
 		}
 	}
@@ -530,7 +524,7 @@ static __always_inline void queue_time_on_local_close(__u16 port)
 		return;
 	queue_time_cap_run(q, now);
 	__sync_fetch_and_add(&q->run_closes, 1);
-	queue_time_cap_run_stamp(q, now);
+	raise_to(&q->run_last_ns, now);
 	q->last_local_close_ns = now;
 	__sync_fetch_and_add(&q->local_closes, 1);
 }

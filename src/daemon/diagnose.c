@@ -30,7 +30,7 @@ const char *const *diagnose_cause_ids(void)
 /* Accept waits below this are an app that drains its queue at once. */
 #define FAST_ACCEPT_WAIT_SECONDS 0.02
 /* Most accepts at a full queue right after a local close: a cap. Measured
- * (6.18 and the emulated 6.1 guest): caps under churn 84-100% (CPU contention
+ * (6.18 and the emulated 6.1 guest): caps under churn 74-100% (CPU contention
  * breaks some runs of closes and accepts), slow acceptors 0-1%. */
 #define CAP_AFTER_CLOSE_FRACTION 0.5
 

@@ -853,25 +853,6 @@ static void read_listen_stopped(struct probes *p, struct cs_snapshot *s)
 	}
 }
 
-/* The kernel runs a program once per CPU at a time: a softirq that interrupts
- * it (a loopback batch during a close()) skips the program for every event it
- * carries and counts them in the program's recursion_misses, summed here. */
-static uint64_t recursion_misses(struct probes *p)
-{
-	struct bpf_program *prog;
-	uint64_t total = 0;
-
-	bpf_object__for_each_program(prog, p->skel->obj) {
-		struct bpf_prog_info info = {};
-		__u32 len = sizeof(info);
-		int fd = bpf_program__fd(prog);
-
-		if (fd >= 0 && !bpf_obj_get_info_by_fd(fd, &info, &len))
-			total += info.recursion_misses;
-	}
-	return total;
-}
-
 int probes_read(struct probes *p, struct cs_snapshot *s)
 {
 	int err = 0;
@@ -886,7 +867,6 @@ int probes_read(struct probes *p, struct cs_snapshot *s)
 	for (__u32 i = 0; i < CS_CNT_MAX; i++)
 		s->counters[i] = percpu_u64(p, p->skel->maps.counters, i, &err);
 	s->ringbuf_events = p->events_seen;
-	s->probe_recursion_misses = recursion_misses(p);
 	s->n_probes = p->n_probes;
 	memcpy(s->probes, p->probes, sizeof(s->probes[0]) * p->n_probes);
 	return err;

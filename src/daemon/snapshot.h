@@ -160,9 +160,6 @@ struct cs_snapshot {
 	int n_procs;
 	struct cs_proc_info procs[CS_TARGETS_MAX];
 	uint64_t procs_not_read; /* alive but /proc unreadable, summed over ticks */
-	/* runs of connscope's programs the kernel skipped because the same program
-	 * was running on that CPU (a softirq interrupting it): their events are lost */
-	uint64_t probe_recursion_misses;
 
 	/* probes */
 	uint64_t accepts_total;

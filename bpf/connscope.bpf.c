@@ -183,6 +183,46 @@ struct {
 	__uint(max_entries, CS_RINGBUF_BYTES);
 } events SEC(".maps");
 
+/* Nested runs. The kernel runs a tp_btf program at most once per CPU at a
+ * time (6.18; measured): a softirq that interrupts it on its CPU (a loopback
+ * batch arriving while close() or connect() runs it) skips it for every event
+ * the batch carries, counted only in the program's recursion_misses. So each
+ * program that a softirq can interrupt on its own tracepoint has a second
+ * one, defined (and so attached, and called by the kernel) right after it:
+ * the first pushes the event's token when it is done, the second finds it
+ * and pops it, or, not finding it, handles the event itself (the first was
+ * skipped) and counts CS_CNT_STOOD_IN. Userspace subtracts that from the
+ * first programs' recursion_misses: the rest is lost, and said so. A stack,
+ * not one slot: an interrupt between a first program's push and its second's
+ * search runs both for its own event on top; a token left by a second
+ * program the kernel skipped (it was running below) is dropped by the search
+ * under it, or shifted out when the stack is full. */
+enum cs_nest_hook {
+	CS_NEST_SET_STATE,
+	CS_NEST_SEND_RESET,
+	CS_NEST_RECEIVE_RESET,
+	CS_NEST_KFREE_SKB,
+	CS_NEST_MAX,
+};
+
+#define CS_NEST_DEPTH 4
+
+/* An event's token: two of its arguments (the verifier lets a pointer be
+ * stored and compared, not mixed into a number). */
+struct cs_nest {
+	__u32 top;
+	__u32 pad;
+	__u64 a[CS_NEST_DEPTH];
+	__u64 b[CS_NEST_DEPTH];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, CS_NEST_MAX);
+	__type(key, __u32);
+	__type(value, struct cs_nest);
+} nest SEC(".maps");
+
 static const struct cs_port_stats zero_port_stats;
 static const struct cs_queue_time zero_queue_time;
 static const struct cs_serve_stats zero_serve_stats;
@@ -345,6 +385,50 @@ static __always_inline void count(__u32 idx)
 
 	if (v)
 		(*v)++;
+}
+
+/* The first program of a hook handled the event identified by (a, b). */
+static __always_inline void nest_done(__u32 hook, __u64 a, __u64 b)
+{
+	struct cs_nest *n = bpf_map_lookup_elem(&nest, &hook);
+	__u32 top;
+
+	if (!n)
+		return;
+	top = n->top;
+	if (top >= CS_NEST_DEPTH) {
+		/* tokens nobody popped: drop the oldest */
+#pragma unroll
+		for (int i = 0; i < CS_NEST_DEPTH - 1; i++) {
+			n->a[i] = n->a[i + 1];
+			n->b[i] = n->b[i + 1];
+		}
+		top = CS_NEST_DEPTH - 1;
+	}
+	n->a[top] = a;
+	n->b[top] = b;
+	n->top = top + 1;
+}
+
+/* Run by the second program: true when the first did not handle the event
+ * (the kernel skipped it), so the second must. */
+static __always_inline bool nest_missed(__u32 hook, __u64 a, __u64 b)
+{
+	struct cs_nest *n = bpf_map_lookup_elem(&nest, &hook);
+	__u32 top;
+
+	if (!n)
+		return false;
+	top = n->top;
+#pragma unroll
+	for (int i = CS_NEST_DEPTH - 1; i >= 0; i--) {
+		if ((__u32)i < top && n->a[i] == a && n->b[i] == b) {
+			n->top = i;
+			return false;
+		}
+	}
+	count(CS_CNT_STOOD_IN);
+	return true;
 }
 
 static __always_inline struct cs_port_stats *port_stats_get(__u16 port)
@@ -970,8 +1054,7 @@ out:
 	bpf_map_delete_elem(&conns, &key);
 }
 
-SEC("tp_btf/inet_sock_set_state")
-int BPF_PROG(on_set_state, const struct sock *sk, const int oldstate, const int newstate)
+static __always_inline void set_state(const struct sock *sk, int oldstate, int newstate)
 {
 	__u64 key = (__u64)sk;
 	struct cs_conn *conn;
@@ -981,31 +1064,31 @@ int BPF_PROG(on_set_state, const struct sock *sk, const int oldstate, const int 
 	if (newstate != TCP_LISTEN && newstate != TCP_ESTABLISHED &&
 	    newstate != TCP_FIN_WAIT1 && newstate != TCP_CLOSE_WAIT &&
 	    newstate != TCP_LAST_ACK && newstate != TCP_CLOSE)
-		return 0;
+		return;
 	if (newstate == TCP_ESTABLISHED && oldstate != TCP_SYN_RECV)
-		return 0; /* an active open: not a connection the target accepts */
+		return; /* an active open: not a connection the target accepts */
 	if (sk->sk_protocol != IPPROTO_TCP)
-		return 0;
+		return;
 	if (newstate == TCP_LISTEN) {
 		on_listen(sk);
-		return 0;
+		return;
 	}
 	if (oldstate == TCP_LISTEN) {
 		on_listen_close(sk);
-		return 0;
+		return;
 	}
 	if (newstate == TCP_ESTABLISHED) {
 		on_established(sk);
-		return 0;
+		return;
 	}
 	/* FIN_WAIT1 and CLOSE_WAIT still hold their port: most sockets on the
 	 * machine (clients' ephemeral ports) stop here. At CLOSE the port is
 	 * already given back (see sk_local_port), so the table decides. */
 	if (newstate != TCP_CLOSE && !port_is_watched(sk->__sk_common.skc_num))
-		return 0;
+		return;
 	conn = bpf_map_lookup_elem(&conns, &key);
 	if (!conn)
-		return 0;
+		return;
 	/* FIN_WAIT1, LAST_ACK, and CLOSE straight from ESTABLISHED/CLOSE_WAIT
 	 * (an abort) are the app closing its end */
 	if ((conn->flags & CS_CONN_ACCEPTED) &&
@@ -1023,6 +1106,22 @@ int BPF_PROG(on_set_state, const struct sock *sk, const int oldstate, const int 
 		conn_flag_set(conn, CS_CONN_REMOTE_FIN);
 	else if (newstate == TCP_CLOSE)
 		on_close(key, conn, oldstate);
+}
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(on_set_state, const struct sock *sk, const int oldstate, const int newstate)
+{
+	set_state(sk, oldstate, newstate);
+	nest_done(CS_NEST_SET_STATE, (__u64)sk, newstate);
+	return 0;
+}
+
+/* The second program of on_set_state (see nest_done). */
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(on_set_state_nested, const struct sock *sk, const int oldstate, const int newstate)
+{
+	if (nest_missed(CS_NEST_SET_STATE, (__u64)sk, newstate))
+		set_state(sk, oldstate, newstate);
 	return 0;
 }
 
@@ -1118,12 +1217,62 @@ static __always_inline int count_reset_sent(const struct sock *sk, const struct 
 	return 0;
 }
 
-/* Linux 6.10 and newer: tcp_send_reset(sk, skb, reason). */
+/* The same race once the closed socket became a FIN_WAIT2 timewait socket
+ * (tcp_fin_timeout <= 60 s): the peer's data gets a reset from it. The
+ * conns entry is gone by then; the timewait socket and the segment tell.
+ * Before 6.10 no reset from a timewait socket is traced. */
+static __always_inline void reset_from_timewait(const struct sock *sk, const struct sk_buff *skb)
+{
+	struct cs_serve_stats *st;
+	struct tcp_skb_cb *cb;
+	__u32 len;
+	__u16 port;
+	__u8 flags;
+
+	/* tw_substate read, not accessed: 6.1's verifier types sk as a struct
+	 * sock whatever the cast, and refuses the timewait sock's field */
+	if (!sk || !skb || sk->__sk_common.skc_state != TCP_TIME_WAIT ||
+	    BPF_CORE_READ((struct inet_timewait_sock *)sk, tw_substate) != TCP_FIN_WAIT2)
+		return;
+	port = sk->__sk_common.skc_num;
+	if (!sk_is_watched(sk, port))
+		return;
+	cb = (struct tcp_skb_cb *)skb->cb;
+	len = BPF_CORE_READ(cb, end_seq) - BPF_CORE_READ(cb, seq);
+	flags = BPF_CORE_READ(cb, tcp_flags);
+	/* SYN and FIN count one in the sequence space: what is left is data */
+	if (len <= !!(flags & 0x02 /* TCPHDR_SYN */) + !!(flags & 0x01 /* TCPHDR_FIN */))
+		return;
+	st = serve_stats_get(port);
+	if (st)
+		st->keepalive_resets++;
+}
+
+static __always_inline void send_reset(const struct sock *sk, const struct sk_buff *skb, __u32 reason)
+{
+	count_reset_sent(sk, skb, reason);
+	if (full_probes)
+		reset_from_timewait(sk, skb);
+}
+
+/* Linux 6.10 and newer: tcp_send_reset(sk, skb, reason). Process context
+ * (close() aborting a connection) and softirq both send resets. */
 SEC("tp_btf/tcp_send_reset")
 int BPF_PROG(on_send_reset, const struct sock *sk, const struct sk_buff *skb,
 	     const enum sk_rst_reason reason)
 {
-	return count_reset_sent(sk, skb, reason);
+	send_reset(sk, skb, reason);
+	nest_done(CS_NEST_SEND_RESET, (__u64)sk, (__u64)skb);
+	return 0;
+}
+
+SEC("tp_btf/tcp_send_reset")
+int BPF_PROG(on_send_reset_nested, const struct sock *sk, const struct sk_buff *skb,
+	     const enum sk_rst_reason reason)
+{
+	if (nest_missed(CS_NEST_SEND_RESET, (__u64)sk, (__u64)skb))
+		send_reset(sk, skb, reason);
+	return 0;
 }
 
 /* Before 6.10 the tracepoint has no reason (and enum sk_rst_reason does not
@@ -1135,22 +1284,36 @@ int BPF_PROG(on_send_reset, const struct sock *sk, const struct sk_buff *skb,
  * shut it (TCPAbortOnData: closed first, state CLOSE) the application's abort
  * too; from a listener (an ACK no handshake matches: a stray segment, an ACK
  * scan) or a handshake not: passive. */
-SEC("tp_btf/tcp_send_reset")
-int BPF_PROG(on_send_reset_noreason, const struct sock *sk, const struct sk_buff *skb)
+static __always_inline void send_reset_noreason(const struct sock *sk, const struct sk_buff *skb)
 {
 	bool passive = sk && skb && sk->__sk_common.skc_state != TCP_CLOSE;
 
-	return count_reset_sent(sk, skb, passive ? CS_RST_PASSIVE_BEFORE_6_10 : 0);
+	send_reset(sk, skb, passive ? CS_RST_PASSIVE_BEFORE_6_10 : 0);
 }
 
-SEC("tp_btf/tcp_receive_reset")
-int BPF_PROG(on_receive_reset, struct sock *sk)
+SEC("tp_btf/tcp_send_reset")
+int BPF_PROG(on_send_reset_noreason, const struct sock *sk, const struct sk_buff *skb)
+{
+	send_reset_noreason(sk, skb);
+	nest_done(CS_NEST_SEND_RESET, (__u64)sk, (__u64)skb);
+	return 0;
+}
+
+SEC("tp_btf/tcp_send_reset")
+int BPF_PROG(on_send_reset_noreason_nested, const struct sock *sk, const struct sk_buff *skb)
+{
+	if (nest_missed(CS_NEST_SEND_RESET, (__u64)sk, (__u64)skb))
+		send_reset_noreason(sk, skb);
+	return 0;
+}
+
+static __always_inline void receive_reset(struct sock *sk)
 {
 	__u64 key = (__u64)sk;
 	struct cs_conn *conn;
 
 	if (!sk_is_targets(sk))
-		return 0;
+		return;
 	count(CS_CNT_RESETS_RECEIVED);
 	conn = bpf_map_lookup_elem(&conns, &key);
 	if (conn) {
@@ -1160,6 +1323,23 @@ int BPF_PROG(on_receive_reset, struct sock *sk)
 		}
 		conn_flag_set(conn, CS_CONN_RESET);
 	}
+}
+
+/* Softirq, or process context when release_sock() runs the socket's
+ * backlog. */
+SEC("tp_btf/tcp_receive_reset")
+int BPF_PROG(on_receive_reset, struct sock *sk)
+{
+	receive_reset(sk);
+	nest_done(CS_NEST_RECEIVE_RESET, (__u64)sk, 0);
+	return 0;
+}
+
+SEC("tp_btf/tcp_receive_reset")
+int BPF_PROG(on_receive_reset_nested, struct sock *sk)
+{
+	if (nest_missed(CS_NEST_RECEIVE_RESET, (__u64)sk, 0))
+		receive_reset(sk);
 	return 0;
 }
 
@@ -1254,9 +1434,7 @@ static __always_inline void netfilter_drop(const struct sk_buff *skb)
  * decides first. One program for both uses, so a drop runs one. 6.12+:
  * with rx_sk; userspace loads this form or the one below from the
  * argument count in the kernel's BTF. */
-SEC("tp_btf/kfree_skb")
-int BPF_PROG(on_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_reason reason,
-	     struct sock *rx_sk)
+static __always_inline void skb_dropped(struct sk_buff *skb, enum skb_drop_reason reason, struct sock *rx_sk)
 {
 	/* SKB_DROP_REASON_NETFILTER_DROP is in every kernel with drop reasons,
 	 * but not always with the same value (the enum grew in the middle) */
@@ -1266,6 +1444,24 @@ int BPF_PROG(on_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_re
 	else if (bpf_core_enum_value_exists(enum skb_drop_reason, SKB_DROP_REASON_TCP_LISTEN_OVERFLOW) &&
 		 reason == bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_TCP_LISTEN_OVERFLOW))
 		listen_overflow_drop(rx_sk);
+}
+
+/* Packets are freed in process context too (a close() with unread data). */
+SEC("tp_btf/kfree_skb")
+int BPF_PROG(on_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_reason reason,
+	     struct sock *rx_sk)
+{
+	skb_dropped(skb, reason, rx_sk);
+	nest_done(CS_NEST_KFREE_SKB, (__u64)skb, (__u64)location);
+	return 0;
+}
+
+SEC("tp_btf/kfree_skb")
+int BPF_PROG(on_kfree_skb_nested, struct sk_buff *skb, void *location, enum skb_drop_reason reason,
+	     struct sock *rx_sk)
+{
+	if (nest_missed(CS_NEST_KFREE_SKB, (__u64)skb, (__u64)location))
+		skb_dropped(skb, reason, rx_sk);
 	return 0;
 }
 
@@ -1274,41 +1470,16 @@ int BPF_PROG(on_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_re
 SEC("tp_btf/kfree_skb")
 int BPF_PROG(on_kfree_skb_noskb, struct sk_buff *skb, void *location, enum skb_drop_reason reason)
 {
-	if (full_probes && bpf_core_enum_value_exists(enum skb_drop_reason, SKB_DROP_REASON_NETFILTER_DROP) &&
-	    reason == bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_NETFILTER_DROP))
-		netfilter_drop(skb);
+	skb_dropped(skb, reason, NULL);
+	nest_done(CS_NEST_KFREE_SKB, (__u64)skb, (__u64)location);
 	return 0;
 }
 
-/* The same race once the closed socket became a FIN_WAIT2 timewait socket
- * (tcp_fin_timeout <= 60 s): the peer's data gets a reset from it. The
- * conns entry is gone by then; the timewait socket and the segment tell.
- * Reads two arguments, so one form serves kernels with and without the
- * reason (6.10); before 6.10 no reset from a timewait socket is traced. */
-SEC("tp_btf/tcp_send_reset")
-int BPF_PROG(on_send_reset_keepalive, const struct sock *sk, const struct sk_buff *skb)
+SEC("tp_btf/kfree_skb")
+int BPF_PROG(on_kfree_skb_noskb_nested, struct sk_buff *skb, void *location, enum skb_drop_reason reason)
 {
-	struct cs_serve_stats *st;
-	struct tcp_skb_cb *cb;
-	__u32 len;
-	__u16 port;
-	__u8 flags;
-
-	if (!sk || !skb || sk->__sk_common.skc_state != TCP_TIME_WAIT ||
-	    ((struct inet_timewait_sock *)sk)->tw_substate != TCP_FIN_WAIT2)
-		return 0;
-	port = sk->__sk_common.skc_num;
-	if (!sk_is_watched(sk, port))
-		return 0;
-	cb = (struct tcp_skb_cb *)skb->cb;
-	len = BPF_CORE_READ(cb, end_seq) - BPF_CORE_READ(cb, seq);
-	flags = BPF_CORE_READ(cb, tcp_flags);
-	/* SYN and FIN count one in the sequence space: what is left is data */
-	if (len <= !!(flags & 0x02 /* TCPHDR_SYN */) + !!(flags & 0x01 /* TCPHDR_FIN */))
-		return 0;
-	st = serve_stats_get(port);
-	if (st)
-		st->keepalive_resets++;
+	if (nest_missed(CS_NEST_KFREE_SKB, (__u64)skb, (__u64)location))
+		skb_dropped(skb, reason, NULL);
 	return 0;
 }
 

@@ -124,8 +124,8 @@ def pct(v, p):
 
 
 # what CONNSCOPE_BENCH_BASELINE leaves out (src/daemon/probes.c full_only_progs)
-FULL_ONLY_PROGS = ("on_rcv_space_adjust", "exit_connect", "exit_bind", "on_send_reset_keepalive",
-                   "on_kfree_skb_noskb")
+FULL_ONLY_PROGS = ("on_rcv_space_adjust", "exit_connect", "exit_bind", "on_kfree_skb_noskb",
+                   "on_kfree_skb_noskb_nested")
 
 
 def churn_cost(srv, n, baseline):

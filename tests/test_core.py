@@ -2,7 +2,7 @@
 """connscope counts exactly what the kernel did to the target's
 connections. Ground truth: the servers' own counts, ss, /proc, TcpExt."""
 import os, signal, socket, subprocess, time
-from lib import (PY, Connscope, Netns, Proc, Server, bpf_link_ids, check, client, eq, pinned, settle,
+from lib import (PY, Connscope, Netns, Proc, Server, bpf_link_ids, bpf_recursion_misses, check, client, eq, pinned, settle,
                  settled_total, ss_listener, tcp_ext, wait_until)
 
 
@@ -14,19 +14,28 @@ def test_accepts_counted_for_target_only():
     eq(r["connected"], 300, "client connections to the watched server")
     r = client("127.0.0.1", other.port, 200, rate=0, hold=0.2)
     eq(r["connected"], 200, "client connections to the other server")
-    wait_until(lambda: watched.total("closed") == 300, 15, "watched server to close 300")
-    wait_until(lambda: other.total("closed") == 200, 15, "other server to close 200")
+    wait_until(lambda: watched.total("closed") >= 300, 15, "watched server to close 300")
+    wait_until(lambda: other.total("closed") >= 200, 15, "other server to close 200")
+    # The server's own counts, not the clients': 300 at once overflow its
+    # backlog into SYN cookies, and the kernel may make two server sockets of
+    # one cookie (seen: 301 accepted, the extra one never closed).
     lbl = "127.0.0.1:%d" % watched.port
-    m = settle(lambda: cs.metrics().get1("connscope_accepts_total", listener=lbl), what="accepts")
-    eq(watched.total("accepted"), 300, "server's own accept count")
-    eq(m, 300, "connscope_accepts_total")
-    m = cs.metrics()
+    settled_total(watched, "accepted")
+    m, (accepted, closed) = pinned(lambda: (watched.total("accepted"), watched.total("closed")), cs.metrics,
+                                   what="the watched server's counts")
+    eq(m.get1("connscope_accepts_total", listener=lbl), accepted, "connscope_accepts_total vs the server's")
     eq(len(m.find("connscope_accepts_total")), 1, "listeners with accepts (other server not counted)")
-    eq(m.get1("connscope_connections_closed_total", listener=lbl, initiator="remote"), 300,
-       "connections closed by the client first")
-    eq(m.get1("connscope_connections_open", listener=lbl), 0, "connections open")
-    eq(m.get1("connscope_accept_wait_seconds_count", listener=lbl), 300, "accept-wait samples")
-    eq(m.get1("connscope_connection_duration_seconds_count", listener=lbl), 300, "duration samples")
+    eq(m.get1("connscope_connections_closed_total", listener=lbl, initiator="remote"), closed,
+       "connections closed by the client first vs the server's closes")
+    eq(m.get1("connscope_connections_open", listener=lbl), accepted - closed, "connections open vs the server's")
+    eq(m.get1("connscope_accept_wait_seconds_count", listener=lbl), accepted, "accept-wait samples")
+    eq(m.get1("connscope_connection_duration_seconds_count", listener=lbl), closed, "duration samples")
+    # probe runs the kernel skipped (its count, read first) less those a
+    # second program stood in for: what connscope says it lost
+    skipped = bpf_recursion_misses(cs.pid)
+    snap = cs.json("/api/v1/snapshot")
+    eq(snap["events_lost_total"]["probe_recursion"], max(0, skipped - snap["probe_runs_stood_in_total"]),
+       "probe runs lost (bpftool's recursion_misses of the first programs, less the stand-ins)")
     cs.stop()
 
 

@@ -85,6 +85,7 @@ enum cs_counter {
 	CS_CNT_EVENTS_DROPPED,    /* ring buffer full */
 	CS_CNT_EVENTS_SAMPLED,    /* events not sent because of CS_EVENT_MIN_GAP_NS */
 	CS_CNT_LISTEN_ADDRS_FULL, /* a listen() not known as the target's: listen_addrs full */
+	CS_CNT_STOOD_IN,          /* events a second program handled: the kernel skipped the first */
 	CS_CNT_MAX,
 };
 

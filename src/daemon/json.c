@@ -223,7 +223,9 @@ char *json_snapshot(const struct cs_snapshot *s)
 	cJSON_AddNumberToObject(o, "targets_full", (double)s->counters[CS_CNT_TARGETS_FULL]);
 	cJSON_AddNumberToObject(o, "listen_addrs_full", (double)s->counters[CS_CNT_LISTEN_ADDRS_FULL]);
 	cJSON_AddNumberToObject(o, "procs_not_read", (double)s->procs_not_read);
+	cJSON_AddNumberToObject(o, "probe_recursion", (double)s->probe_recursion_lost);
 	cJSON_AddNumberToObject(root, "events_sampled_total", (double)s->counters[CS_CNT_EVENTS_SAMPLED]);
+	cJSON_AddNumberToObject(root, "probe_runs_stood_in_total", (double)s->counters[CS_CNT_STOOD_IN]);
 	add_coverage(root, s);
 	return finish(root);
 }

@@ -51,7 +51,9 @@ static const struct tp_form {
 } tp_forms[] = {
 	/* 6.10 added the reason argument and enum sk_rst_reason */
 	{ "on_send_reset", 3, NULL },
+	{ "on_send_reset_nested", 3, NULL },
 	{ "on_send_reset_noreason", 2, "reset reasons need Linux 6.10; counting resets without a reason" },
+	{ "on_send_reset_noreason_nested", 2, "reset reasons need Linux 6.10; counting resets without a reason" },
 	/* mark_victim(task, uid) from 6.8 (6.1.y and 6.6.y stable got it too);
 	 * before that it passes only a pid */
 	{ "on_mark_victim", 2, NULL },
@@ -59,13 +61,15 @@ static const struct tp_form {
 	 * of a handshake ACK dropped at a full accept queue. Without it those
 	 * drops are estimated by the diagnosis (it says so). */
 	{ "on_kfree_skb", 4, NULL },
+	{ "on_kfree_skb_nested", 4, NULL },
 	{ "on_kfree_skb_noskb", 3, NULL },
+	{ "on_kfree_skb_noskb_nested", 3, NULL },
 };
 
 /* Left out, with full_probes false, when CONNSCOPE_BENCH_BASELINE is set: the
  * bench's run without what the serving, path and outbound causes add. */
 static const char *const full_only_progs[] = {
-	"on_rcv_space_adjust", "exit_connect", "exit_bind", "on_send_reset_keepalive", "on_kfree_skb_noskb",
+	"on_rcv_space_adjust", "exit_connect", "exit_bind", "on_kfree_skb_noskb", "on_kfree_skb_noskb_nested",
 };
 
 /* Programs without which connscope has nothing to say: their failure stops it. */
@@ -84,6 +88,7 @@ struct probes {
 	uint32_t netns_ino;
 	uint64_t events_seen;
 	bool ack_drops_exact; /* on_kfree_skb loaded */
+	uint64_t recursion_lost; /* highest read, see recursion_lost() */
 	struct cs_port_open *port_open; /* the port_open map, mapped */
 	bool baseline;        /* CONNSCOPE_BENCH_BASELINE: see full_only_progs */
 	int n_probes;
@@ -853,6 +858,39 @@ static void read_listen_stopped(struct probes *p, struct cs_snapshot *s)
 	}
 }
 
+/* The kernel runs a program once per CPU at a time: a softirq that interrupts
+ * it (a loopback batch during a close()) skips the program for every event it
+ * carries and counts them in the program's recursion_misses. A program with a
+ * second one (NAME_nested, see nest_done in bpf/) lost only the runs the
+ * second did not stand in for; the second is skipped only while it runs
+ * itself, and then the first was not. Read before the counters (the stand-ins
+ * are counted after the kernel's skip), and never lower than a previous
+ * read: a run skipped and stood in for between the two reads. */
+static uint64_t recursion_lost(struct probes *p)
+{
+	static const char nested[] = "_nested";
+	struct bpf_program *prog;
+	uint64_t skipped = 0, stood_in;
+	int err = 0;
+
+	bpf_object__for_each_program(prog, p->skel->obj) {
+		struct bpf_prog_info info = {};
+		__u32 len = sizeof(info);
+		const char *name = bpf_program__name(prog);
+		size_t n = strlen(name);
+		int fd = bpf_program__fd(prog);
+
+		if (n > sizeof(nested) - 1 && !strcmp(name + n - (sizeof(nested) - 1), nested))
+			continue;
+		if (fd >= 0 && !bpf_obj_get_info_by_fd(fd, &info, &len))
+			skipped += info.recursion_misses;
+	}
+	stood_in = percpu_u64(p, p->skel->maps.counters, CS_CNT_STOOD_IN, &err);
+	if (!err && skipped > stood_in && skipped - stood_in > p->recursion_lost)
+		p->recursion_lost = skipped - stood_in;
+	return p->recursion_lost;
+}
+
 int probes_read(struct probes *p, struct cs_snapshot *s)
 {
 	int err = 0;
@@ -864,6 +902,7 @@ int probes_read(struct probes *p, struct cs_snapshot *s)
 	read_syscall_errors(p, s);
 	for (__u32 i = 0; i < CS_RST_REASONS_MAX; i++)
 		s->resets_sent[i] = percpu_u64(p, p->skel->maps.resets_sent, i, &err);
+	s->probe_recursion_lost = recursion_lost(p);
 	for (__u32 i = 0; i < CS_CNT_MAX; i++)
 		s->counters[i] = percpu_u64(p, p->skel->maps.counters, i, &err);
 	s->ringbuf_events = p->events_seen;

@@ -315,6 +315,7 @@ void prom_render(const struct cs_snapshot *s, const struct cs_diagnosis *d,
 	sample_l(b, "events_lost_total", "kind", "targets_full", (double)s->counters[CS_CNT_TARGETS_FULL]);
 	sample_l(b, "events_lost_total", "kind", "listen_addrs_full", (double)s->counters[CS_CNT_LISTEN_ADDRS_FULL]);
 	sample_l(b, "events_lost_total", "kind", "procs_not_read", (double)s->procs_not_read);
+	sample_l(b, "events_lost_total", "kind", "probe_recursion", (double)s->probe_recursion_lost);
 	family(b, "events_sampled_total", "counter",
 	       "Per-event details not sent (at most one per kind per 10 ms); their counts are exact.");
 	sample(b, "events_sampled_total", (double)s->counters[CS_CNT_EVENTS_SAMPLED]);

@@ -160,6 +160,10 @@ struct cs_snapshot {
 	int n_procs;
 	struct cs_proc_info procs[CS_TARGETS_MAX];
 	uint64_t procs_not_read; /* alive but /proc unreadable, summed over ticks */
+	/* runs of connscope's programs the kernel skipped because the same program
+	 * was running on that CPU (a softirq interrupting it) and no second program
+	 * stood in for: their events are lost */
+	uint64_t probe_recursion_lost;
 
 	/* probes */
 	uint64_t accepts_total;

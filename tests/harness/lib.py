@@ -401,6 +401,24 @@ def fd_link_ids(pid):
     return out
 
 
+def bpf_recursion_misses(pid):
+    """The kernel's count of skipped runs, summed over the BPF programs process pid holds
+    (their ids from its fds' fdinfo), but for the second programs (NAME_nested) that
+    stand in for a skipped first one."""
+    ids = set()
+    for fd in os.listdir("/proc/%d/fdinfo" % pid):
+        try:
+            with open("/proc/%d/fdinfo/%s" % (pid, fd)) as f:
+                ids.update(int(l.split()[1]) for l in f if l.startswith("prog_id:"))
+        except OSError:
+            pass
+    check(ids, "no BPF programs among process %d's fds" % pid)
+    out = subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True, text=True, check=True)
+    progs = {pr["id"]: pr for pr in json.loads(out.stdout or "[]")}
+    check(ids <= set(progs), "programs %s of process %d not listed by bpftool" % (ids - set(progs), pid))
+    return sum(progs[i].get("recursion_misses", 0) for i in ids if not progs[i]["name"].endswith("_nested"))
+
+
 def bpf_link_ids():
     out = subprocess.run(["bpftool", "-j", "link", "list"], capture_output=True, text=True, check=True)
     return {l["id"] for l in json.loads(out.stdout or "[]")}

@@ -184,44 +184,54 @@ struct {
 } events SEC(".maps");
 
 /* Nested runs. The kernel runs a tp_btf program at most once per CPU at a
- * time (6.18; measured): a softirq that interrupts it on its CPU (a loopback
- * batch arriving while close() or connect() runs it) skips it for every event
- * the batch carries, counted only in the program's recursion_misses. So each
- * program that a softirq can interrupt on its own tracepoint has a second
- * one, defined (and so attached, and called by the kernel) right after it:
- * the first pushes the event's token when it is done, the second finds it
- * and pops it, or, not finding it, handles the event itself (the first was
- * skipped) and counts CS_CNT_STOOD_IN. Userspace subtracts that from the
- * first programs' recursion_misses: the rest is lost, and said so. A stack,
- * not one slot: an interrupt between a first program's push and its second's
- * search runs both for its own event on top; a token left by a second
- * program the kernel skipped (it was running below) is dropped by the search
- * under it, or shifted out when the stack is full. */
-enum cs_nest_hook {
-	CS_NEST_SET_STATE,
-	CS_NEST_SEND_RESET,
-	CS_NEST_RECEIVE_RESET,
-	CS_NEST_KFREE_SKB,
-	CS_NEST_MAX,
-};
-
-#define CS_NEST_DEPTH 4
-
-/* An event's token: two of its arguments (the verifier lets a pointer be
- * stored and compared, not mixed into a number). */
-struct cs_nest {
-	__u32 top;
-	__u32 pad;
-	__u64 a[CS_NEST_DEPTH];
-	__u64 b[CS_NEST_DEPTH];
-};
-
+ * time: a softirq that interrupts it on its CPU (a loopback batch arriving
+ * while close() or connect() runs it) skips it for every event the batch
+ * carries, counted only in the program's recursion_misses. So each program
+ * that a softirq can interrupt on its own tracepoint has a second one,
+ * defined (and so attached, and called by the kernel) right after it. The
+ * first notes the event it handled in a slot of its context (the task's, or
+ * an interrupt's: a context does not interrupt itself, so nothing else writes
+ * that slot before the second program reads it); the second finds it there
+ * and clears it, or, not finding it, handles the event itself (the first was
+ * skipped: it runs in the context below) and counts the stand-in. Userspace
+ * subtracts the stand-ins from the first program's recursion_misses: the
+ * rest is lost, and said so. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, CS_NEST_MAX);
+	__uint(max_entries, CS_NEST_MAX * CS_NEST_LEVELS);
 	__type(key, __u32);
 	__type(value, struct cs_nest);
 } nest SEC(".maps");
+
+/* A task's kernel stack on x86-64 (THREAD_SIZE; twice that with KASAN). */
+#define CS_TASK_STACK_BYTES 16384
+
+/* Where nest_level turns an address on the stack into a number. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} nest_sp SEC(".maps");
+
+/* The context a program runs in: 0 on the task's own stack, 1 on another
+ * (x86-64 runs softirqs and hardirqs on per-CPU stacks of their own). Not
+ * the preempt count: a per-CPU variable, whose address the kernel finds
+ * only with CONFIG_KALLSYMS_ALL. */
+static __always_inline __u32 nest_level(void)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	__u64 base = (__u64)task->stack, *sp;
+	__u32 zero = 0;
+	char here = 0;
+
+	sp = bpf_map_lookup_elem(&nest_sp, &zero);
+	if (!sp)
+		return 0;
+	*sp = (__u64)&here;
+	asm volatile("" ::: "memory");
+	return *(volatile __u64 *)sp - base < CS_TASK_STACK_BYTES ? 0 : 1;
+}
 
 static const struct cs_port_stats zero_port_stats;
 static const struct cs_queue_time zero_queue_time;
@@ -387,47 +397,37 @@ static __always_inline void count(__u32 idx)
 		(*v)++;
 }
 
+static __always_inline struct cs_nest *nest_slot(__u32 hook)
+{
+	__u32 key = hook * CS_NEST_LEVELS + nest_level();
+
+	return bpf_map_lookup_elem(&nest, &key);
+}
+
 /* The first program of a hook handled the event identified by (a, b). */
 static __always_inline void nest_done(__u32 hook, __u64 a, __u64 b)
 {
-	struct cs_nest *n = bpf_map_lookup_elem(&nest, &hook);
-	__u32 top;
+	struct cs_nest *n = nest_slot(hook);
 
-	if (!n)
-		return;
-	top = n->top;
-	if (top >= CS_NEST_DEPTH) {
-		/* tokens nobody popped: drop the oldest */
-#pragma unroll
-		for (int i = 0; i < CS_NEST_DEPTH - 1; i++) {
-			n->a[i] = n->a[i + 1];
-			n->b[i] = n->b[i + 1];
-		}
-		top = CS_NEST_DEPTH - 1;
+	if (n) {
+		n->a = a;
+		n->b = b;
 	}
-	n->a[top] = a;
-	n->b[top] = b;
-	n->top = top + 1;
 }
 
 /* Run by the second program: true when the first did not handle the event
  * (the kernel skipped it), so the second must. */
 static __always_inline bool nest_missed(__u32 hook, __u64 a, __u64 b)
 {
-	struct cs_nest *n = bpf_map_lookup_elem(&nest, &hook);
-	__u32 top;
+	struct cs_nest *n = nest_slot(hook);
 
 	if (!n)
 		return false;
-	top = n->top;
-#pragma unroll
-	for (int i = CS_NEST_DEPTH - 1; i >= 0; i--) {
-		if ((__u32)i < top && n->a[i] == a && n->b[i] == b) {
-			n->top = i;
-			return false;
-		}
+	if (n->a == a && n->b == b) {
+		n->a = n->b = 0;
+		return false;
 	}
-	count(CS_CNT_STOOD_IN);
+	n->stood_in++;
 	return true;
 }
 

@@ -85,8 +85,30 @@ enum cs_counter {
 	CS_CNT_EVENTS_DROPPED,    /* ring buffer full */
 	CS_CNT_EVENTS_SAMPLED,    /* events not sent because of CS_EVENT_MIN_GAP_NS */
 	CS_CNT_LISTEN_ADDRS_FULL, /* a listen() not known as the target's: listen_addrs full */
-	CS_CNT_STOOD_IN,          /* events a second program handled: the kernel skipped the first */
 	CS_CNT_MAX,
+};
+
+/* The tracepoints whose program a softirq can interrupt on its own CPU:
+ * each has a second program that stands in for a skipped run (bpf/,
+ * nest_done). Indexes of the nest map, times CS_NEST_LEVELS. */
+enum cs_nest_hook {
+	CS_NEST_SET_STATE,
+	CS_NEST_SEND_RESET,
+	CS_NEST_RECEIVE_RESET,
+	CS_NEST_KFREE_SKB,
+	CS_NEST_MAX,
+};
+
+/* Contexts that can interrupt one another on a CPU, as told apart: the
+ * task's, and an interrupt's (softirq or hardirq). */
+#define CS_NEST_LEVELS 2
+
+/* Per hook, context and CPU: the event the first program handled last (two
+ * of its arguments), and the events the second stood in for. */
+struct cs_nest {
+	__u64 a;
+	__u64 b;
+	__u64 stood_in;
 };
 
 /* How a tracked connection ended, decided by its state transitions. */

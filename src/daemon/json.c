@@ -225,7 +225,9 @@ char *json_snapshot(const struct cs_snapshot *s)
 	cJSON_AddNumberToObject(o, "procs_not_read", (double)s->procs_not_read);
 	cJSON_AddNumberToObject(o, "probe_recursion", (double)s->probe_recursion_lost);
 	cJSON_AddNumberToObject(root, "events_sampled_total", (double)s->counters[CS_CNT_EVENTS_SAMPLED]);
-	cJSON_AddNumberToObject(root, "probe_runs_stood_in_total", (double)s->counters[CS_CNT_STOOD_IN]);
+	o = cJSON_AddObjectToObject(root, "probe_runs_stood_in_total");
+	for (unsigned h = 0; o && h < CS_NEST_MAX; h++)
+		cJSON_AddNumberToObject(o, names_nest_hook(h), (double)s->probe_stood_in[h]);
 	add_coverage(root, s);
 	return finish(root);
 }

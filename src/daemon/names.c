@@ -111,6 +111,18 @@ const char *names_syscall(unsigned idx)
 	return idx < CS_SYS_MAX ? syscall_names[idx] : "unknown";
 }
 
+static const char *const nest_hook_names[CS_NEST_MAX] = {
+	[CS_NEST_SET_STATE] = "inet_sock_set_state",
+	[CS_NEST_SEND_RESET] = "tcp_send_reset",
+	[CS_NEST_RECEIVE_RESET] = "tcp_receive_reset",
+	[CS_NEST_KFREE_SKB] = "kfree_skb",
+};
+
+const char *names_nest_hook(unsigned idx)
+{
+	return idx < CS_NEST_MAX ? nest_hook_names[idx] : "unknown";
+}
+
 const char *names_errno(int err)
 {
 	static char unnamed[256][8];

@@ -9,6 +9,8 @@
 /* Reads enum sk_rst_reason from /sys/kernel/btf/vmlinux. 0 or -errno. */
 int names_init(void);
 const char *names_syscall(unsigned idx);
+/* The tracepoint of an enum cs_nest_hook. */
+const char *names_nest_hook(unsigned idx);
 /* "EMFILE", or "E<n>" for one glibc does not name. Static storage per errno. */
 const char *names_errno(int err);
 /* "tcp_abort_on_close" for SK_RST_REASON_TCP_ABORT_ON_CLOSE; NULL if unknown. */

@@ -72,6 +72,38 @@ static const char *const full_only_progs[] = {
 	"on_rcv_space_adjust", "exit_connect", "exit_bind", "on_kfree_skb_noskb", "on_kfree_skb_noskb_nested",
 };
 
+/* First programs with a second one, NAME_nested, that stands in for a run
+ * the kernel skipped (see nest_done in bpf/). */
+static const struct {
+	const char *prog;
+	enum cs_nest_hook hook;
+} nested_progs[] = {
+	{ "on_set_state", CS_NEST_SET_STATE },
+	{ "on_send_reset", CS_NEST_SEND_RESET },
+	{ "on_send_reset_noreason", CS_NEST_SEND_RESET },
+	{ "on_receive_reset", CS_NEST_RECEIVE_RESET },
+	{ "on_kfree_skb", CS_NEST_KFREE_SKB },
+	{ "on_kfree_skb_noskb", CS_NEST_KFREE_SKB },
+};
+
+#define SECOND_SUFFIX "_nested"
+
+/* The length of the first program's name if name is a second's, else 0. */
+static size_t second_of(const char *name)
+{
+	size_t n = strlen(name), k = sizeof(SECOND_SUFFIX) - 1;
+
+	return n > k && !strcmp(name + n - k, SECOND_SUFFIX) ? n - k : 0;
+}
+
+static int nest_hook_of(const char *name)
+{
+	for (size_t i = 0; i < sizeof(nested_progs) / sizeof(nested_progs[0]); i++)
+		if (!strcmp(nested_progs[i].prog, name))
+			return nested_progs[i].hook;
+	return -1;
+}
+
 /* Programs without which connscope has nothing to say: their failure stops it. */
 static const char *const required_progs[] = { "exit_accept", "exit_accept4", "on_set_state" };
 
@@ -218,6 +250,23 @@ static bool was_refused(const struct probes *p, const char *prog)
 	return false;
 }
 
+/* A first program and its second (NAME_nested) load together or not at all:
+ * a second alone would stand in for every event, a first alone would lose
+ * the runs the kernel skips without saying which were not stood in for. */
+static bool pair_refused(const struct probes *p, const char *name)
+{
+	char pair[PROG_NAME_LEN];
+	size_t first = second_of(name);
+
+	if (first)
+		snprintf(pair, sizeof(pair), "%.*s", (int)first, name);
+	else if (nest_hook_of(name) >= 0)
+		snprintf(pair, sizeof(pair), "%s" SECOND_SUFFIX, name);
+	else
+		return false;
+	return was_refused(p, pair);
+}
+
 /* Chooses, before load, the programs this kernel can take: the form of each
  * tp_btf tracepoint matching its BTF, syscall tracepoints that exist, none
  * the verifier refused before. Notes each tracepoint's state. */
@@ -263,7 +312,7 @@ static void choose_programs(struct probes *p, const struct btf *vmlinux)
 			state = CS_PROBE_UNAVAILABLE;
 			snprintf(why, sizeof(why), "left out: CONNSCOPE_BENCH_BASELINE is set");
 		}
-		if (state != CS_PROBE_UNAVAILABLE && was_refused(p, name)) {
+		if (state != CS_PROBE_UNAVAILABLE && (was_refused(p, name) || pair_refused(p, name))) {
 			state = CS_PROBE_UNAVAILABLE;
 			snprintf(why, sizeof(why), "the kernel's verifier refused %.40s (run with -v for its log)", name);
 		}
@@ -858,37 +907,61 @@ static void read_listen_stopped(struct probes *p, struct cs_snapshot *s)
 	}
 }
 
+/* The runs a hook's second program stood in for, over contexts and CPUs. */
+static uint64_t stood_in(struct probes *p, __u32 hook, int *err)
+{
+	struct cs_nest *vals = p->percpu_buf;
+	uint64_t sum = 0;
+
+	for (__u32 l = 0; l < CS_NEST_LEVELS; l++) {
+		__u32 key = hook * CS_NEST_LEVELS + l;
+
+		if (bpf_map__lookup_elem(p->skel->maps.nest, &key, sizeof(key), vals,
+					 sizeof(*vals) * p->ncpus, 0)) {
+			*err = -errno;
+			return 0;
+		}
+		for (int c = 0; c < p->ncpus; c++)
+			sum += vals[c].stood_in;
+	}
+	return sum;
+}
+
 /* The kernel runs a program once per CPU at a time: a softirq that interrupts
  * it (a loopback batch during a close()) skips the program for every event it
- * carries and counts them in the program's recursion_misses. A program with a
- * second one (NAME_nested, see nest_done in bpf/) lost only the runs the
- * second did not stand in for; the second is skipped only while it runs
- * itself, and then the first was not. Read before the counters (the stand-ins
- * are counted after the kernel's skip), and never lower than a previous
- * read: a run skipped and stood in for between the two reads. */
-static uint64_t recursion_lost(struct probes *p)
+ * carries and counts them in the program's recursion_misses. A first program
+ * lost the runs its second did not stand in for (per hook: one hook's
+ * stand-ins never hide another's losses); a second is skipped only while it
+ * runs itself, when its first was not. The kernel's counts are read before
+ * the stand-ins (counted after the kernel's skip), and the total never goes
+ * below a previous read (a run skipped and stood in for between the two). */
+static void read_recursion(struct probes *p, struct cs_snapshot *s, int *err)
 {
-	static const char nested[] = "_nested";
+	uint64_t skipped[CS_NEST_MAX] = { 0 }, lost = 0;
 	struct bpf_program *prog;
-	uint64_t skipped = 0, stood_in;
-	int err = 0;
 
 	bpf_object__for_each_program(prog, p->skel->obj) {
 		struct bpf_prog_info info = {};
 		__u32 len = sizeof(info);
 		const char *name = bpf_program__name(prog);
-		size_t n = strlen(name);
-		int fd = bpf_program__fd(prog);
+		int fd = bpf_program__fd(prog), hook;
 
-		if (n > sizeof(nested) - 1 && !strcmp(name + n - (sizeof(nested) - 1), nested))
+		if (fd < 0 || second_of(name) || bpf_obj_get_info_by_fd(fd, &info, &len))
 			continue;
-		if (fd >= 0 && !bpf_obj_get_info_by_fd(fd, &info, &len))
-			skipped += info.recursion_misses;
+		hook = nest_hook_of(name);
+		if (hook >= 0)
+			skipped[hook] += info.recursion_misses;
+		else
+			lost += info.recursion_misses;
 	}
-	stood_in = percpu_u64(p, p->skel->maps.counters, CS_CNT_STOOD_IN, &err);
-	if (!err && skipped > stood_in && skipped - stood_in > p->recursion_lost)
-		p->recursion_lost = skipped - stood_in;
-	return p->recursion_lost;
+	for (__u32 h = 0; h < CS_NEST_MAX; h++) {
+		s->probe_stood_in[h] = stood_in(p, h, err);
+		if (skipped[h] > s->probe_stood_in[h])
+			lost += skipped[h] - s->probe_stood_in[h];
+	}
+	if (lost > p->recursion_lost)
+		p->recursion_lost = lost;
+	s->probe_recursion_lost = p->recursion_lost;
 }
 
 int probes_read(struct probes *p, struct cs_snapshot *s)
@@ -902,7 +975,7 @@ int probes_read(struct probes *p, struct cs_snapshot *s)
 	read_syscall_errors(p, s);
 	for (__u32 i = 0; i < CS_RST_REASONS_MAX; i++)
 		s->resets_sent[i] = percpu_u64(p, p->skel->maps.resets_sent, i, &err);
-	s->probe_recursion_lost = recursion_lost(p);
+	read_recursion(p, s, &err);
 	for (__u32 i = 0; i < CS_CNT_MAX; i++)
 		s->counters[i] = percpu_u64(p, p->skel->maps.counters, i, &err);
 	s->ringbuf_events = p->events_seen;

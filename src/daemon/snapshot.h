@@ -164,6 +164,9 @@ struct cs_snapshot {
 	 * was running on that CPU (a softirq interrupting it) and no second program
 	 * stood in for: their events are lost */
 	uint64_t probe_recursion_lost;
+	/* runs a second program handled because the kernel skipped the first,
+	 * by enum cs_nest_hook */
+	uint64_t probe_stood_in[CS_NEST_MAX];
 
 	/* probes */
 	uint64_t accepts_total;

@@ -402,9 +402,8 @@ def fd_link_ids(pid):
 
 
 def bpf_recursion_misses(pid):
-    """The kernel's count of skipped runs, summed over the BPF programs process pid holds
-    (their ids from its fds' fdinfo), but for the second programs (NAME_nested) that
-    stand in for a skipped first one."""
+    """{program name: the kernel's count of its skipped runs} for the BPF programs
+    process pid holds (their ids from its fds' fdinfo)."""
     ids = set()
     for fd in os.listdir("/proc/%d/fdinfo" % pid):
         try:
@@ -416,7 +415,7 @@ def bpf_recursion_misses(pid):
     out = subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True, text=True, check=True)
     progs = {pr["id"]: pr for pr in json.loads(out.stdout or "[]")}
     check(ids <= set(progs), "programs %s of process %d not listed by bpftool" % (ids - set(progs), pid))
-    return sum(progs[i].get("recursion_misses", 0) for i in ids if not progs[i]["name"].endswith("_nested"))
+    return {progs[i]["name"]: progs[i].get("recursion_misses", 0) for i in ids}
 
 
 def bpf_link_ids():

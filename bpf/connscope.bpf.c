@@ -190,12 +190,13 @@ struct {
  * that a softirq can interrupt on its own tracepoint has a second one,
  * defined (and so attached, and called by the kernel) right after it. The
  * first notes the event it handled in a slot of its context (the task's, or
- * an interrupt's: a context does not interrupt itself, so nothing else writes
- * that slot before the second program reads it); the second finds it there
- * and clears it, or, not finding it, handles the event itself (the first was
- * skipped: it runs in the context below) and counts the stand-in. Userspace
- * subtracts the stand-ins from the first program's recursion_misses: the
- * rest is lost, and said so. */
+ * an interrupt's: a softirq does not interrupt a softirq, so nothing else
+ * writes that slot before the second program reads it; a hardirq inside a
+ * softirq shares it, and of these tracepoints only packet frees happen
+ * there); the second finds it there and clears it, or, not finding it,
+ * handles the event itself (the first was skipped: it runs in the task below)
+ * and counts the stand-in. Userspace subtracts the stand-ins from the first
+ * program's recursion_misses, per tracepoint: the rest is lost, and said so. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, CS_NEST_MAX * CS_NEST_LEVELS);
@@ -203,34 +204,27 @@ struct {
 	__type(value, struct cs_nest);
 } nest SEC(".maps");
 
-/* A task's kernel stack on x86-64 (THREAD_SIZE; twice that with KASAN). */
+/* A task's kernel stack on x86-64 (THREAD_SIZE; KASAN kernels have twice
+ * that, and there every event counts as an interrupt's). */
 #define CS_TASK_STACK_BYTES 16384
 
-/* Where nest_level turns an address on the stack into a number. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u64);
-} nest_sp SEC(".maps");
-
 /* The context a program runs in: 0 on the task's own stack, 1 on another
- * (x86-64 runs softirqs and hardirqs on per-CPU stacks of their own). Not
- * the preempt count: a per-CPU variable, whose address the kernel finds
- * only with CONFIG_KALLSYMS_ALL. */
-static __always_inline __u32 nest_level(void)
+ * (x86-64 runs softirqs and hardirqs that interrupt the kernel on per-CPU
+ * stacks of their own). Told by where the tracepoint's argument array (ctx)
+ * is: in the kernel's caller, on the stack of the context; the program's own
+ * frame is not (6.13+ gives it a per-CPU stack of its own). The address is
+ * read back as a number through the helper, the only way the verifier
+ * allows. Not the preempt count: a per-CPU variable, whose address the
+ * kernel finds only with CONFIG_KALLSYMS_ALL. */
+static __always_inline __u32 nest_level(void *ctx)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
-	__u64 base = (__u64)task->stack, *sp;
-	__u32 zero = 0;
-	char here = 0;
+	__u64 where = 0;
+	void *p = ctx;
 
-	sp = bpf_map_lookup_elem(&nest_sp, &zero);
-	if (!sp)
+	if (bpf_probe_read_kernel(&where, sizeof(where), &p))
 		return 0;
-	*sp = (__u64)&here;
-	asm volatile("" ::: "memory");
-	return *(volatile __u64 *)sp - base < CS_TASK_STACK_BYTES ? 0 : 1;
+	return where - (__u64)task->stack < CS_TASK_STACK_BYTES ? 0 : 1;
 }
 
 static const struct cs_port_stats zero_port_stats;
@@ -397,17 +391,17 @@ static __always_inline void count(__u32 idx)
 		(*v)++;
 }
 
-static __always_inline struct cs_nest *nest_slot(__u32 hook)
+static __always_inline struct cs_nest *nest_slot(void *ctx, __u32 hook)
 {
-	__u32 key = hook * CS_NEST_LEVELS + nest_level();
+	__u32 key = hook * CS_NEST_LEVELS + nest_level(ctx);
 
 	return bpf_map_lookup_elem(&nest, &key);
 }
 
 /* The first program of a hook handled the event identified by (a, b). */
-static __always_inline void nest_done(__u32 hook, __u64 a, __u64 b)
+static __always_inline void nest_done(void *ctx, __u32 hook, __u64 a, __u64 b)
 {
-	struct cs_nest *n = nest_slot(hook);
+	struct cs_nest *n = nest_slot(ctx, hook);
 
 	if (n) {
 		n->a = a;
@@ -417,9 +411,9 @@ static __always_inline void nest_done(__u32 hook, __u64 a, __u64 b)
 
 /* Run by the second program: true when the first did not handle the event
  * (the kernel skipped it), so the second must. */
-static __always_inline bool nest_missed(__u32 hook, __u64 a, __u64 b)
+static __always_inline bool nest_missed(void *ctx, __u32 hook, __u64 a, __u64 b)
 {
-	struct cs_nest *n = nest_slot(hook);
+	struct cs_nest *n = nest_slot(ctx, hook);
 
 	if (!n)
 		return false;
@@ -1112,7 +1106,7 @@ SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(on_set_state, const struct sock *sk, const int oldstate, const int newstate)
 {
 	set_state(sk, oldstate, newstate);
-	nest_done(CS_NEST_SET_STATE, (__u64)sk, newstate);
+	nest_done(ctx, CS_NEST_SET_STATE, (__u64)sk, newstate);
 	return 0;
 }
 
@@ -1120,7 +1114,7 @@ int BPF_PROG(on_set_state, const struct sock *sk, const int oldstate, const int 
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(on_set_state_nested, const struct sock *sk, const int oldstate, const int newstate)
 {
-	if (nest_missed(CS_NEST_SET_STATE, (__u64)sk, newstate))
+	if (nest_missed(ctx, CS_NEST_SET_STATE, (__u64)sk, newstate))
 		set_state(sk, oldstate, newstate);
 	return 0;
 }
@@ -1262,7 +1256,7 @@ int BPF_PROG(on_send_reset, const struct sock *sk, const struct sk_buff *skb,
 	     const enum sk_rst_reason reason)
 {
 	send_reset(sk, skb, reason);
-	nest_done(CS_NEST_SEND_RESET, (__u64)sk, (__u64)skb);
+	nest_done(ctx, CS_NEST_SEND_RESET, (__u64)sk, (__u64)skb);
 	return 0;
 }
 
@@ -1270,7 +1264,7 @@ SEC("tp_btf/tcp_send_reset")
 int BPF_PROG(on_send_reset_nested, const struct sock *sk, const struct sk_buff *skb,
 	     const enum sk_rst_reason reason)
 {
-	if (nest_missed(CS_NEST_SEND_RESET, (__u64)sk, (__u64)skb))
+	if (nest_missed(ctx, CS_NEST_SEND_RESET, (__u64)sk, (__u64)skb))
 		send_reset(sk, skb, reason);
 	return 0;
 }
@@ -1295,14 +1289,14 @@ SEC("tp_btf/tcp_send_reset")
 int BPF_PROG(on_send_reset_noreason, const struct sock *sk, const struct sk_buff *skb)
 {
 	send_reset_noreason(sk, skb);
-	nest_done(CS_NEST_SEND_RESET, (__u64)sk, (__u64)skb);
+	nest_done(ctx, CS_NEST_SEND_RESET, (__u64)sk, (__u64)skb);
 	return 0;
 }
 
 SEC("tp_btf/tcp_send_reset")
 int BPF_PROG(on_send_reset_noreason_nested, const struct sock *sk, const struct sk_buff *skb)
 {
-	if (nest_missed(CS_NEST_SEND_RESET, (__u64)sk, (__u64)skb))
+	if (nest_missed(ctx, CS_NEST_SEND_RESET, (__u64)sk, (__u64)skb))
 		send_reset_noreason(sk, skb);
 	return 0;
 }
@@ -1331,14 +1325,14 @@ SEC("tp_btf/tcp_receive_reset")
 int BPF_PROG(on_receive_reset, struct sock *sk)
 {
 	receive_reset(sk);
-	nest_done(CS_NEST_RECEIVE_RESET, (__u64)sk, 0);
+	nest_done(ctx, CS_NEST_RECEIVE_RESET, (__u64)sk, 0);
 	return 0;
 }
 
 SEC("tp_btf/tcp_receive_reset")
 int BPF_PROG(on_receive_reset_nested, struct sock *sk)
 {
-	if (nest_missed(CS_NEST_RECEIVE_RESET, (__u64)sk, 0))
+	if (nest_missed(ctx, CS_NEST_RECEIVE_RESET, (__u64)sk, 0))
 		receive_reset(sk);
 	return 0;
 }
@@ -1452,7 +1446,7 @@ int BPF_PROG(on_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_re
 	     struct sock *rx_sk)
 {
 	skb_dropped(skb, reason, rx_sk);
-	nest_done(CS_NEST_KFREE_SKB, (__u64)skb, (__u64)location);
+	nest_done(ctx, CS_NEST_KFREE_SKB, (__u64)skb, (__u64)location);
 	return 0;
 }
 
@@ -1460,7 +1454,7 @@ SEC("tp_btf/kfree_skb")
 int BPF_PROG(on_kfree_skb_nested, struct sk_buff *skb, void *location, enum skb_drop_reason reason,
 	     struct sock *rx_sk)
 {
-	if (nest_missed(CS_NEST_KFREE_SKB, (__u64)skb, (__u64)location))
+	if (nest_missed(ctx, CS_NEST_KFREE_SKB, (__u64)skb, (__u64)location))
 		skb_dropped(skb, reason, rx_sk);
 	return 0;
 }
@@ -1471,14 +1465,14 @@ SEC("tp_btf/kfree_skb")
 int BPF_PROG(on_kfree_skb_noskb, struct sk_buff *skb, void *location, enum skb_drop_reason reason)
 {
 	skb_dropped(skb, reason, NULL);
-	nest_done(CS_NEST_KFREE_SKB, (__u64)skb, (__u64)location);
+	nest_done(ctx, CS_NEST_KFREE_SKB, (__u64)skb, (__u64)location);
 	return 0;
 }
 
 SEC("tp_btf/kfree_skb")
 int BPF_PROG(on_kfree_skb_noskb_nested, struct sk_buff *skb, void *location, enum skb_drop_reason reason)
 {
-	if (nest_missed(CS_NEST_KFREE_SKB, (__u64)skb, (__u64)location))
+	if (nest_missed(ctx, CS_NEST_KFREE_SKB, (__u64)skb, (__u64)location))
 		skb_dropped(skb, reason, NULL);
 	return 0;
 }

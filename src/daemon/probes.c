@@ -250,21 +250,18 @@ static bool was_refused(const struct probes *p, const char *prog)
 	return false;
 }
 
-/* A first program and its second (NAME_nested) load together or not at all:
- * a second alone would stand in for every event, a first alone would lose
- * the runs the kernel skips without saying which were not stood in for. */
-static bool pair_refused(const struct probes *p, const char *name)
+/* A second program (NAME_nested) loads only with its first: alone it would
+ * stand in for every event. A first without its second loses the runs the
+ * kernel skips, and they are counted as lost (read_recursion). */
+static bool first_refused(const struct probes *p, const char *name)
 {
-	char pair[PROG_NAME_LEN];
-	size_t first = second_of(name);
+	char first[PROG_NAME_LEN];
+	size_t n = second_of(name);
 
-	if (first)
-		snprintf(pair, sizeof(pair), "%.*s", (int)first, name);
-	else if (nest_hook_of(name) >= 0)
-		snprintf(pair, sizeof(pair), "%s" SECOND_SUFFIX, name);
-	else
+	if (!n)
 		return false;
-	return was_refused(p, pair);
+	snprintf(first, sizeof(first), "%.*s", (int)n, name);
+	return was_refused(p, first);
 }
 
 /* Chooses, before load, the programs this kernel can take: the form of each
@@ -312,7 +309,7 @@ static void choose_programs(struct probes *p, const struct btf *vmlinux)
 			state = CS_PROBE_UNAVAILABLE;
 			snprintf(why, sizeof(why), "left out: CONNSCOPE_BENCH_BASELINE is set");
 		}
-		if (state != CS_PROBE_UNAVAILABLE && (was_refused(p, name) || pair_refused(p, name))) {
+		if (state != CS_PROBE_UNAVAILABLE && (was_refused(p, name) || first_refused(p, name))) {
 			state = CS_PROBE_UNAVAILABLE;
 			snprintf(why, sizeof(why), "the kernel's verifier refused %.40s (run with -v for its log)", name);
 		}
@@ -955,7 +952,15 @@ static void read_recursion(struct probes *p, struct cs_snapshot *s, int *err)
 			lost += info.recursion_misses;
 	}
 	for (__u32 h = 0; h < CS_NEST_MAX; h++) {
-		s->probe_stood_in[h] = stood_in(p, h, err);
+		int e = 0;
+
+		s->probe_stood_in[h] = stood_in(p, h, &e);
+		if (e) {
+			/* not known this tick: the last figure stands */
+			*err = e;
+			s->probe_recursion_lost = p->recursion_lost;
+			return;
+		}
 		if (skipped[h] > s->probe_stood_in[h])
 			lost += skipped[h] - s->probe_stood_in[h];
 	}

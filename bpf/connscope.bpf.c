@@ -194,8 +194,8 @@ struct {
  * writes that slot before the second program reads it; a hardirq inside a
  * softirq shares it, and of these tracepoints only packet frees happen
  * there); the second finds it there and clears it, or, not finding it,
- * handles the event itself (the first was skipped: it runs in the task below)
- * and counts the stand-in. Userspace subtracts the stand-ins from the first
+ * handles the event itself (the first was skipped: it runs in the context
+ * below) and counts the stand-in. Userspace subtracts the stand-ins from the first
  * program's recursion_misses, per tracepoint: the rest is lost, and said so. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -205,12 +205,12 @@ struct {
 } nest SEC(".maps");
 
 /* A task's kernel stack on x86-64 (THREAD_SIZE; KASAN kernels have twice
- * that, and there every event counts as an interrupt's). */
+ * that, and there most events count as an interrupt's). */
 #define CS_TASK_STACK_BYTES 16384
 
 /* The context a program runs in: 0 on the task's own stack, 1 on another
- * (x86-64 runs softirqs and hardirqs that interrupt the kernel on per-CPU
- * stacks of their own). Told by where the tracepoint's argument array (ctx)
+ * (x86-64 runs the hardirqs and softirqs that interrupt the kernel on a
+ * per-CPU interrupt stack). Told by where the tracepoint's argument array (ctx)
  * is: in the kernel's caller, on the stack of the context; the program's own
  * frame is not (6.13+ gives it a per-CPU stack of its own). The address is
  * read back as a number through the helper, the only way the verifier

@@ -120,7 +120,8 @@ struct probes {
 	uint32_t netns_ino;
 	uint64_t events_seen;
 	bool ack_drops_exact; /* on_kfree_skb loaded */
-	uint64_t recursion_lost; /* highest read, see recursion_lost() */
+	uint64_t recursion_lost; /* highest read, see read_recursion() */
+	uint64_t stood_in[CS_NEST_MAX]; /* last read, by enum cs_nest_hook */
 	struct cs_port_open *port_open; /* the port_open map, mapped */
 	bool baseline;        /* CONNSCOPE_BENCH_BASELINE: see full_only_progs */
 	int n_probes;
@@ -934,7 +935,7 @@ static uint64_t stood_in(struct probes *p, __u32 hook, int *err)
  * below a previous read (a run skipped and stood in for between the two). */
 static void read_recursion(struct probes *p, struct cs_snapshot *s, int *err)
 {
-	uint64_t skipped[CS_NEST_MAX] = { 0 }, lost = 0;
+	uint64_t skipped[CS_NEST_MAX] = { 0 }, stood[CS_NEST_MAX], lost = 0;
 	struct bpf_program *prog;
 
 	bpf_object__for_each_program(prog, p->skel->obj) {
@@ -954,18 +955,20 @@ static void read_recursion(struct probes *p, struct cs_snapshot *s, int *err)
 	for (__u32 h = 0; h < CS_NEST_MAX; h++) {
 		int e = 0;
 
-		s->probe_stood_in[h] = stood_in(p, h, &e);
+		stood[h] = stood_in(p, h, &e);
 		if (e) {
-			/* not known this tick: the last figure stands */
+			/* not known this tick: the last figures stand */
 			*err = e;
-			s->probe_recursion_lost = p->recursion_lost;
-			return;
+			goto out;
 		}
-		if (skipped[h] > s->probe_stood_in[h])
-			lost += skipped[h] - s->probe_stood_in[h];
+		if (skipped[h] > stood[h])
+			lost += skipped[h] - stood[h];
 	}
+	memcpy(p->stood_in, stood, sizeof(stood));
 	if (lost > p->recursion_lost)
 		p->recursion_lost = lost;
+out:
+	memcpy(s->probe_stood_in, p->stood_in, sizeof(s->probe_stood_in));
 	s->probe_recursion_lost = p->recursion_lost;
 }
 

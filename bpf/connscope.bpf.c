@@ -193,10 +193,11 @@ struct {
  * an interrupt's: a softirq does not interrupt a softirq, so nothing else
  * writes that slot before the second program reads it; a hardirq inside a
  * softirq shares it, and of these tracepoints only packet frees happen
- * there); the second finds it there and clears it, or, not finding it,
- * handles the event itself (the first was skipped: it runs in the context
- * below) and counts the stand-in. Userspace subtracts the stand-ins from the first
- * program's recursion_misses, per tracepoint: the rest is lost, and said so. */
+ * there; each first empties the interrupt's slot, see nest_begin); the
+ * second finds it there and clears it, or, not finding it, handles the event
+ * itself (the first was skipped: it runs in the context below) and counts
+ * the stand-in. Userspace subtracts the stand-ins from the first program's
+ * recursion_misses, per tracepoint: the rest is lost, and said so. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, CS_NEST_MAX * CS_NEST_LEVELS);
@@ -383,26 +384,52 @@ static __always_inline void conn_flag_set(struct cs_conn *conn, __u64 flag)
 	__sync_fetch_and_or(&conn->flags, flag);
 }
 
+/* A counter that a run in another context on this CPU may add to at the
+ * same moment (a softirq's run interrupting a task's, on another program or
+ * standing in for this one): one atomic add, where a load and a store would
+ * lose the other's. Counters written by one program only, or by programs of
+ * syscalls only (a task's: they never interrupt one another), stay a plain
+ * load and store: the kernel never runs a program twice at once on a CPU. */
+#define stat_add(field, v) __sync_fetch_and_add(&(field), (v))
+#define stat_inc(field) stat_add(field, 1)
+
 static __always_inline void count(__u32 idx)
 {
 	__u64 *v = bpf_map_lookup_elem(&counters, &idx);
 
 	if (v)
-		(*v)++;
+		stat_inc(*v);
 }
 
-static __always_inline struct cs_nest *nest_slot(void *ctx, __u32 hook)
+static __always_inline struct cs_nest *nest_slot(__u32 hook, __u32 level)
 {
-	__u32 key = hook * CS_NEST_LEVELS + nest_level(ctx);
+	__u32 key = hook * CS_NEST_LEVELS + level;
 
 	return bpf_map_lookup_elem(&nest, &key);
 }
 
-/* The first program of a hook handled the event identified by (a, b). */
-static __always_inline void nest_done(void *ctx, __u32 hook, __u64 a, __u64 b)
+/* Run first by the first program of a hook: its slot. It also empties the
+ * interrupt's slot, whose note nothing can still need then (at the task
+ * level no interrupt is running; at the interrupt level this program writes
+ * its own note there next). A note stays there when an interrupt comes while
+ * the task runs the second program (the interrupt's first runs, its second
+ * is skipped); left, it would match a later event with the same arguments (a
+ * packet freed at the same place, in memory the allocator gave again) whose
+ * first is skipped under this program: that event would be taken as
+ * handled, and lost. An interrupt in this program's first instructions,
+ * before the slot is emptied, can still meet such a note. */
+static __always_inline struct cs_nest *nest_begin(void *ctx, __u32 hook)
 {
-	struct cs_nest *n = nest_slot(ctx, hook);
+	struct cs_nest *n = nest_slot(hook, 1);
 
+	if (n)
+		n->a = n->b = 0;
+	return nest_level(ctx) ? n : nest_slot(hook, 0);
+}
+
+/* The first program of a hook handled the event identified by (a, b). */
+static __always_inline void nest_done(struct cs_nest *n, __u64 a, __u64 b)
+{
 	if (n) {
 		n->a = a;
 		n->b = b;
@@ -413,7 +440,7 @@ static __always_inline void nest_done(void *ctx, __u32 hook, __u64 a, __u64 b)
  * (the kernel skipped it), so the second must. */
 static __always_inline bool nest_missed(void *ctx, __u32 hook, __u64 a, __u64 b)
 {
-	struct cs_nest *n = nest_slot(ctx, hook);
+	struct cs_nest *n = nest_slot(hook, nest_level(ctx));
 
 	if (!n)
 		return false;
@@ -421,6 +448,7 @@ static __always_inline bool nest_missed(void *ctx, __u32 hook, __u64 a, __u64 b)
 		n->a = n->b = 0;
 		return false;
 	}
+	/* plain: only this program writes it, and never twice at once on a CPU */
 	n->stood_in++;
 	return true;
 }
@@ -520,9 +548,9 @@ static __always_inline void port_open_add(__u16 port, __s64 n)
 static __always_inline void accepted_after_close(struct cs_port_stats *stats, __u16 port)
 {
 	port_open_add(port, -1);
-	stats->closed_before_accept--;
-	stats->closed[CS_INIT_RESET]++;
-	stats->duration_slots[0]++;
+	stat_add(stats->closed_before_accept, -1);
+	stat_inc(stats->closed[CS_INIT_RESET]);
+	stat_inc(stats->duration_slots[0]);
 }
 
 static __always_inline struct cs_queue_time *queue_time_get(__u16 port)
@@ -636,7 +664,7 @@ static __always_inline void serve_peer_left(const struct sock *sk, struct cs_con
 	conn_flag_set(conn, CS_CONN_GAVE_UP);
 	st = serve_stats_get(conn->port);
 	if (st)
-		st->gave_up++;
+		stat_inc(st->gave_up);
 }
 
 /* A reset on a connection the app had closed first (FIN_WAIT1/2 as a full
@@ -651,7 +679,7 @@ static __always_inline void serve_reset_after_fin(struct cs_conn *conn)
 		return;
 	st = serve_stats_get(conn->port);
 	if (st)
-		st->keepalive_resets++;
+		stat_inc(st->keepalive_resets);
 }
 
 /* The app closed a connection it had served: how long was it idle? The
@@ -667,8 +695,8 @@ static __always_inline void serve_idle_close(const struct sock *sk, struct cs_co
 	st = serve_stats_get(conn->port);
 	if (!st)
 		return;
-	st->idle_closes++;
-	st->idle_close_sum_ns += now - last;
+	stat_inc(st->idle_closes);
+	stat_add(st->idle_close_sum_ns, now - last);
 }
 
 /* CLOSE_WAIT: the peer left. FIN_WAIT1: the app closed first (from
@@ -694,16 +722,16 @@ static __always_inline void serve_on_state(const struct sock *sk, struct cs_conn
 	if (!st)
 		return;
 	if (newstate == TCP_CLOSE) {
-		st->closed_unread++;
+		stat_inc(st->closed_unread);
 		return;
 	}
 	now = bpf_ktime_get_ns();
 	life = now - conn->accepted_ns;
 	if (life >= CS_REJECT_WINDOW_NS)
 		return;
-	st->rejected++;
-	st->rejected_life_slots[hist_slot(life)]++;
-	st->rejected_life_sum_ns += life;
+	stat_inc(st->rejected);
+	stat_inc(st->rejected_life_slots[hist_slot(life)]);
+	stat_add(st->rejected_life_sum_ns, life);
 	st->rejected_last_ns = now;
 	st->rejected_last_bytes_in = BPF_CORE_READ((struct tcp_sock *)sk, bytes_received);
 	st->rejected_last_bytes_out = BPF_CORE_READ((struct tcp_sock *)sk, bytes_sent);
@@ -809,9 +837,9 @@ static __always_inline void on_accepted(struct sock *sk)
 		if (conn->flags & CS_CONN_WAIT_KNOWN) {
 			__u64 wait = now - conn->established_ns;
 
-			stats->accept_wait_slots[hist_slot(wait)]++;
-			stats->accept_wait_sum_ns += wait;
-			stats->accept_wait_count++;
+			stat_inc(stats->accept_wait_slots[hist_slot(wait)]);
+			stat_add(stats->accept_wait_sum_ns, wait);
+			stat_inc(stats->accept_wait_count);
 		}
 		conn->accepted_ns = now;
 		/* one atomic step each here and in on_close: whichever runs
@@ -992,8 +1020,8 @@ static __always_inline void on_established(const struct sock *sk)
 		struct cs_port_stats *stats = port_stats_get(conn->port);
 
 		if (stats) {
-			stats->accept_wait_slots[0]++;
-			stats->accept_wait_count++;
+			stat_inc(stats->accept_wait_slots[0]);
+			stat_inc(stats->accept_wait_count);
 		}
 		conn->established_ns = fresh.established_ns;
 		conn_flag_set(conn, CS_CONN_WAIT_KNOWN);
@@ -1021,7 +1049,7 @@ static __always_inline void on_close(__u64 key, struct cs_conn *conn, int oldsta
 	if (!(flags & CS_CONN_ACCEPTED)) {
 		stats = port_stats_get(conn->port);
 		if (stats)
-			stats->closed_before_accept++;
+			stat_inc(stats->closed_before_accept);
 		goto out;
 	}
 	conn_release(conn);
@@ -1040,9 +1068,9 @@ static __always_inline void on_close(__u64 key, struct cs_conn *conn, int oldsta
 	if (stats && who < CS_INIT_MAX) {
 		__u64 life = bpf_ktime_get_ns() - conn->accepted_ns;
 
-		stats->closed[who]++;
-		stats->duration_slots[hist_slot(life)]++;
-		stats->duration_sum_ns += life;
+		stat_inc(stats->closed[who]);
+		stat_inc(stats->duration_slots[hist_slot(life)]);
+		stat_add(stats->duration_sum_ns, life);
 	}
 out:
 	bpf_map_delete_elem(&conns, &key);
@@ -1105,8 +1133,10 @@ static __always_inline void set_state(const struct sock *sk, int oldstate, int n
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(on_set_state, const struct sock *sk, const int oldstate, const int newstate)
 {
+	struct cs_nest *n = nest_begin(ctx, CS_NEST_SET_STATE);
+
 	set_state(sk, oldstate, newstate);
-	nest_done(ctx, CS_NEST_SET_STATE, (__u64)sk, newstate);
+	nest_done(n, (__u64)sk, newstate);
 	return 0;
 }
 
@@ -1193,7 +1223,7 @@ static __always_inline int count_reset_sent(const struct sock *sk, const struct 
 		idx = CS_RST_REASONS_MAX - 1;
 	v = bpf_map_lookup_elem(&resets_sent, &idx);
 	if (v)
-		(*v)++;
+		stat_inc(*v);
 	e = event_reserve(CS_EV_RESET_SENT);
 	if (!e)
 		return 0;
@@ -1239,7 +1269,7 @@ static __always_inline void reset_from_timewait(const struct sock *sk, const str
 		return;
 	st = serve_stats_get(port);
 	if (st)
-		st->keepalive_resets++;
+		stat_inc(st->keepalive_resets);
 }
 
 static __always_inline void send_reset(const struct sock *sk, const struct sk_buff *skb, __u32 reason)
@@ -1255,8 +1285,10 @@ SEC("tp_btf/tcp_send_reset")
 int BPF_PROG(on_send_reset, const struct sock *sk, const struct sk_buff *skb,
 	     const enum sk_rst_reason reason)
 {
+	struct cs_nest *n = nest_begin(ctx, CS_NEST_SEND_RESET);
+
 	send_reset(sk, skb, reason);
-	nest_done(ctx, CS_NEST_SEND_RESET, (__u64)sk, (__u64)skb);
+	nest_done(n, (__u64)sk, (__u64)skb);
 	return 0;
 }
 
@@ -1288,8 +1320,10 @@ static __always_inline void send_reset_noreason(const struct sock *sk, const str
 SEC("tp_btf/tcp_send_reset")
 int BPF_PROG(on_send_reset_noreason, const struct sock *sk, const struct sk_buff *skb)
 {
+	struct cs_nest *n = nest_begin(ctx, CS_NEST_SEND_RESET);
+
 	send_reset_noreason(sk, skb);
-	nest_done(ctx, CS_NEST_SEND_RESET, (__u64)sk, (__u64)skb);
+	nest_done(n, (__u64)sk, (__u64)skb);
 	return 0;
 }
 
@@ -1324,8 +1358,10 @@ static __always_inline void receive_reset(struct sock *sk)
 SEC("tp_btf/tcp_receive_reset")
 int BPF_PROG(on_receive_reset, struct sock *sk)
 {
+	struct cs_nest *n = nest_begin(ctx, CS_NEST_RECEIVE_RESET);
+
 	receive_reset(sk);
-	nest_done(ctx, CS_NEST_RECEIVE_RESET, (__u64)sk, 0);
+	nest_done(n, (__u64)sk, 0);
 	return 0;
 }
 
@@ -1421,7 +1457,7 @@ static __always_inline void netfilter_drop(const struct sk_buff *skb)
 		return;
 	st = serve_stats_get(port);
 	if (st)
-		st->netfilter_drops++;
+		stat_inc(st->netfilter_drops);
 }
 
 /* Every freed packet on the host passes here: the reason, an argument,
@@ -1445,8 +1481,10 @@ SEC("tp_btf/kfree_skb")
 int BPF_PROG(on_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_reason reason,
 	     struct sock *rx_sk)
 {
+	struct cs_nest *n = nest_begin(ctx, CS_NEST_KFREE_SKB);
+
 	skb_dropped(skb, reason, rx_sk);
-	nest_done(ctx, CS_NEST_KFREE_SKB, (__u64)skb, (__u64)location);
+	nest_done(n, (__u64)skb, (__u64)location);
 	return 0;
 }
 
@@ -1464,8 +1502,10 @@ int BPF_PROG(on_kfree_skb_nested, struct sk_buff *skb, void *location, enum skb_
 SEC("tp_btf/kfree_skb")
 int BPF_PROG(on_kfree_skb_noskb, struct sk_buff *skb, void *location, enum skb_drop_reason reason)
 {
+	struct cs_nest *n = nest_begin(ctx, CS_NEST_KFREE_SKB);
+
 	skb_dropped(skb, reason, NULL);
-	nest_done(ctx, CS_NEST_KFREE_SKB, (__u64)skb, (__u64)location);
+	nest_done(n, (__u64)skb, (__u64)location);
 	return 0;
 }
 

@@ -305,8 +305,11 @@ def test_netfilter_drop_on_the_node():
     dropped = settle(lambda: nft_drop_counter(node, "ip"), quiet=1.2, what="the node rule's packet counter")
     check(dropped >= 10, "the node dropped every third SYN: %d" % dropped)
     listener = "0.0.0.0:%d" % srv.port
-    eq(settle(lambda: cs.metrics().get1("connscope_netfilter_drops_total", listener=listener),
-              what="netfilter drops"), dropped, "netfilter drops vs the node rule's packet counter")
+    got = settle(lambda: cs.metrics().get1("connscope_netfilter_drops_total", listener=listener),
+                 what="netfilter drops")
+    snap = cs.json("/api/v1/snapshot")
+    eq(got, dropped, "netfilter drops vs the node rule's packet counter (events lost %r, stand-ins %r)"
+       % (snap["events_lost_total"], snap["probe_runs_stood_in_total"]))
     eq(settle(lambda: srv.total("accepted"), what="server accepts"), r["connected"], "every client got in")
     time.sleep(0.5)
     d = cs.json("/api/v1/diagnosis")

@@ -138,9 +138,11 @@ static uint64_t replacing_accepts(const struct cs_point_listener *before, const 
 
 /* The most open connections a tick held (its exact peak, not a sample that
  * may fall between a close and the accept it let in) that the queue was
- * full at most often (within plateau_slack),
- * and what happened at it: ticks, time, drops, accepts and those right
- * after a close (ticks full at both ends only). */
+ * full at most often (within plateau_slack), and what happened at it:
+ * ticks, time, drops, accepts and those right after a close (ticks that
+ * began full and at the plateau only: in the tick that climbs to it, the
+ * accepts that did not raise the count were of connections their clients
+ * had already left, not ones that took the place of a connection let go). */
 static void find_plateau(const struct cs_point *pts, int n, struct lwin *l)
 {
 	int best_exact = 0;
@@ -163,7 +165,8 @@ static void find_plateau(const struct cs_point *pts, int n, struct lwin *l)
 			exact += b->open_peak == a->open_peak;
 			secs += pts[j].seconds;
 			drops += b->drops;
-			if (before && before->full) {
+			if (before && before->full &&
+			    labs(before->open - a->open_peak) <= plateau_slack(a->open_peak)) {
 				uint64_t in = replacing_accepts(before, b);
 
 				acc += in;

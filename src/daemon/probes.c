@@ -41,9 +41,10 @@
 
 /* Kernel-version differences of the tp_btf programs, in one place: every
  * form of a tracepoint that connscope has a program for, with the number of
- * arguments it reads. The form whose count matches the running kernel's
- * btf_trace_<tracepoint> is loaded, the others are left out; programs not
- * listed here read arguments every supported kernel has. */
+ * arguments it reads (a second program, NAME_nested, goes with its first).
+ * The form whose count matches the running kernel's btf_trace_<tracepoint>
+ * is loaded, the others are left out; programs not listed here read
+ * arguments every supported kernel has. */
 static const struct tp_form {
 	const char *prog;
 	int nargs;
@@ -51,9 +52,7 @@ static const struct tp_form {
 } tp_forms[] = {
 	/* 6.10 added the reason argument and enum sk_rst_reason */
 	{ "on_send_reset", 3, NULL },
-	{ "on_send_reset_nested", 3, NULL },
 	{ "on_send_reset_noreason", 2, "reset reasons need Linux 6.10; counting resets without a reason" },
-	{ "on_send_reset_noreason_nested", 2, "reset reasons need Linux 6.10; counting resets without a reason" },
 	/* mark_victim(task, uid) from 6.8 (6.1.y and 6.6.y stable got it too);
 	 * before that it passes only a pid */
 	{ "on_mark_victim", 2, NULL },
@@ -61,15 +60,13 @@ static const struct tp_form {
 	 * of a handshake ACK dropped at a full accept queue. Without it those
 	 * drops are estimated by the diagnosis (it says so). */
 	{ "on_kfree_skb", 4, NULL },
-	{ "on_kfree_skb_nested", 4, NULL },
 	{ "on_kfree_skb_noskb", 3, NULL },
-	{ "on_kfree_skb_noskb_nested", 3, NULL },
 };
 
 /* Left out, with full_probes false, when CONNSCOPE_BENCH_BASELINE is set: the
  * bench's run without what the serving, path and outbound causes add. */
 static const char *const full_only_progs[] = {
-	"on_rcv_space_adjust", "exit_connect", "exit_bind", "on_kfree_skb_noskb", "on_kfree_skb_noskb_nested",
+	"on_rcv_space_adjust", "exit_connect", "exit_bind", "on_kfree_skb_noskb",
 };
 
 /* First programs with a second one, NAME_nested, that stands in for a run
@@ -219,10 +216,21 @@ static int tp_nargs(const struct btf *btf, const char *tp)
 	return btf_vlen(t) - 1;
 }
 
+/* Whether prog goes with first: it is first, or first's second (NAME_nested). */
+static bool goes_with(const char *prog, const char *first)
+{
+	size_t n = second_of(prog);
+
+	if (!n)
+		n = strlen(prog);
+
+	return !strncmp(prog, first, n) && first[n] == '\0';
+}
+
 static const struct tp_form *tp_form_of(const char *prog)
 {
 	for (size_t i = 0; i < sizeof(tp_forms) / sizeof(tp_forms[0]); i++)
-		if (!strcmp(tp_forms[i].prog, prog))
+		if (goes_with(prog, tp_forms[i].prog))
 			return &tp_forms[i];
 	return NULL;
 }
@@ -238,7 +246,7 @@ static bool is_required(const char *prog)
 static bool is_full_only(const char *prog)
 {
 	for (size_t i = 0; i < sizeof(full_only_progs) / sizeof(full_only_progs[0]); i++)
-		if (!strcmp(full_only_progs[i], prog))
+		if (goes_with(prog, full_only_progs[i]))
 			return true;
 	return false;
 }

@@ -298,6 +298,8 @@ def test_syncookies_without_drops_is_not_a_syn_queue_overflow():
         sent = tcp_ext(srv.pid)["SyncookiesSent"] - base["SyncookiesSent"]
         eq(sent, 50, "TcpExt SyncookiesSent delta")
         eq(ss_listener(srv.port, netns=ns)[2], 0, "no listen drops")
+        time.sleep(1.0)  # past the requests' expiry: still no cause
+        eq(tcp_ext(srv.pid).get("TCPSynRetrans", 0) - base.get("TCPSynRetrans", 0), 0, "SYN-ACKs retransmitted")
         d = diagnosis(cs)
         check("syn_queue_overflow" not in ids(d), "no SYN-queue cause from cookies: %r" % ids(d))
         eq(d["verdict"], "healthy", "verdict")
@@ -310,6 +312,10 @@ def test_syncookies_on_a_full_syn_queue_drop_nothing():
         def nsexec(*argv):
             subprocess.run(["ip", "netns", "exec", ns.name] + list(argv), check=True)
         nsexec("sysctl", "-qw", "net.ipv4.tcp_syncookies=1")
+        # the requests left in the SYN queue (their ACKs are dropped below)
+        # expire at 1 s without a SYN-ACK retransmit, a sign of loss the test
+        # would otherwise race with its own reads
+        nsexec("sysctl", "-qw", "net.ipv4.tcp_synack_retries=0")
         srv = Server("--backlog", 4, netns=ns)
         # only the clients' SYNs arrive: requests stay in the SYN queue, which
         # fills at the backlog, and cookies answer the rest
@@ -326,6 +332,8 @@ def test_syncookies_on_a_full_syn_queue_drop_nothing():
         check(cookies > 0, "the full SYN queue sent cookies")
         eq(now.get("TCPReqQFullDrop", 0) - base.get("TCPReqQFullDrop", 0), 0, "TcpExt TCPReqQFullDrop delta")
         eq(ss_listener(srv.port, netns=ns)[2], 0, "no listen drops")
+        time.sleep(1.0)  # past the requests' expiry: still no cause
+        eq(tcp_ext(srv.pid).get("TCPSynRetrans", 0) - base.get("TCPSynRetrans", 0), 0, "SYN-ACKs retransmitted")
         d = diagnosis(cs)
         check("syn_queue_overflow" not in ids(d), "cookies that dropped nothing are no cause: %r" % ids(d))
         eq(cause(d, "healthy")["evidence"]["syncookies_sent_netns"], cookies, "cookies in the evidence")

@@ -190,8 +190,10 @@ def test_workers_and_sources_hold_25000():
     d = demo("--workers", 2, "--backlog", 4096)
     cs = Connscope(d.pid, interval=0.5)
     p = Proc([LOAD, "127.0.0.1:%d" % d.port, "--json", "--connections", str(n), "--rate", "5000",
-              "--workers", "2", "--source", "127.0.0.1-127.0.0.4", "--message", "x", "--hold", "10",
+              "--workers", "2", "--source", "127.0.0.1-127.0.0.4", "--message", "x", "--hold", "30",
               "--timeout", "10"])
+    # each client holds 30 s from its answer: the counts below are read long
+    # before the first one lets go, however slowly the 25,000 got in
     wait_until(lambda: d.stats()["answered"] >= n, 60, "%d answered" % n, interval=1)
     held = d.settled("open", "demo server's open connections")
     accepted = d.stats()["accepted"]  # ground truth first, connscope after it
